@@ -1,0 +1,45 @@
+"""Shared fixtures on the real components (see tests/realstack.py)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from tests.realstack import ImageFactory, MenderDevice, Registry, require_engine
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Fails (never skips) when dockerd is not answering."""
+    require_engine()
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A real docker-registry on a free loopback port, for the whole session."""
+    reg = Registry(tmp_path_factory.mktemp("registry"))
+    reg.start()
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def image_factory(
+    docker_engine: None, registry: Registry, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ImageFactory]:
+    """Builds busybox images and pushes them to `registry`; removes them at the end."""
+    factory = ImageFactory(registry, tmp_path_factory.mktemp("images"))
+    yield factory
+    factory.cleanup()
+
+
+@pytest.fixture
+def mender_device(tmp_path: Path) -> Iterator[MenderDevice]:
+    """The real Mender client, standalone, state in tmp_path; restores module files."""
+    device = MenderDevice(tmp_path / "device")
+    try:
+        yield device
+    finally:
+        device.restore()

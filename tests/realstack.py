@@ -1,0 +1,277 @@
+"""The real components the tests drive: dockerd, docker-registry, mender, mender-artifact.
+
+Nothing here fakes anything. A missing component makes the fixture fail with a
+message saying what to install; it never skips.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+MODULE_DIR = Path("/usr/share/mender/modules/v3")
+ARTIFACT_INFO = Path("/etc/mender/artifact_info")
+BUSYBOX = Path("/bin/busybox")
+DEVICE_TYPE = "test-device"
+
+# Applets linked into every test image; busybox-static carries them all.
+APPLETS = ("sh", "httpd", "sleep", "cat", "echo", "wget", "ls", "true", "false", "kill", "nc")
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float = 300,
+    env: Optional[Dict[str, str]] = None,
+    input: Optional[bytes] = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run a command (argument list, never a shell); on failure show its output."""
+    proc = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        input=None if input is None else input.decode(),
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(
+            f"command failed ({proc.returncode}): {' '.join(argv)}\n"
+            f"stdout: {proc.stdout[-3000:]}\nstderr: {proc.stderr[-3000:]}"
+        )
+    return proc
+
+
+def require(*tools: str) -> None:
+    missing = [tool for tool in tools if shutil.which(tool) is None]
+    if missing:
+        raise AssertionError(
+            f"missing real component(s): {', '.join(missing)}; run scripts/setup first"
+        )
+
+
+def require_engine() -> None:
+    require("docker", "dockerd")
+    proc = run(["docker", "info", "--format", "{{.ServerVersion}}"], check=False, timeout=30)
+    if proc.returncode != 0:
+        raise AssertionError(f"dockerd is not answering: {proc.stderr.strip()}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+class Registry:
+    """A real docker-registry (distribution 2.8) on a loopback port, storage in a temp dir."""
+
+    def __init__(self, root: Path, port: Optional[int] = None, extra_config: str = "") -> None:
+        require("docker-registry")
+        self.root = root
+        self.port = port or free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.config = root / "config.yml"
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            "version: 0.1\n"
+            "log:\n  level: error\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {root / 'data'}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: {self.host}\n" + extra_config
+        )
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    def start(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            return
+        log = open(self.root / "registry.log", "ab")
+        self.proc = subprocess.Popen(
+            ["docker-registry", "serve", str(self.config)], stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    return
+            except OSError:
+                if self.proc.poll() is not None:
+                    break
+                time.sleep(0.1)
+        raise AssertionError(f"docker-registry did not start: {(self.root / 'registry.log').read_text()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+
+class ImageFactory:
+    """Builds tiny busybox images from scratch and pushes them to the test registry."""
+
+    def __init__(self, registry: Registry, workdir: Path) -> None:
+        require_engine()
+        self.registry = registry
+        self.workdir = workdir
+        self.tags: List[str] = []
+
+    def build(
+        self,
+        repo: str,
+        tag: str = "latest",
+        *,
+        cmd: Sequence[str] = ("sleep", "3600"),
+        healthcheck: Optional[Sequence[str]] = None,
+        files: Optional[Dict[str, bytes]] = None,
+        random_mb: int = 0,
+        push: bool = True,
+    ) -> str:
+        """Build `<registry>/<repo>:<tag>`; return the pinned `repo@sha256:...` reference.
+
+        Every build adds a random marker file, so two builds never share a digest.
+        """
+        require(str(BUSYBOX))
+        ctx = Path(tempfile.mkdtemp(dir=self.workdir))
+        rootfs = ctx / "rootfs"
+        (rootfs / "bin").mkdir(parents=True)
+        shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
+        for applet in APPLETS:
+            (rootfs / "bin" / applet).symlink_to("busybox")
+        (rootfs / "www").mkdir()
+        (rootfs / "tmp").mkdir()
+        (rootfs / "www" / "index.html").write_text(f"{repo}:{tag}\n")
+        (rootfs / "marker").write_text(uuid.uuid4().hex)
+        for name, content in (files or {}).items():
+            target = rootfs / name.lstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        if random_mb:
+            with open(rootfs / "random.bin", "wb") as out:
+                for _ in range(random_mb):
+                    out.write(os.urandom(1 << 20))
+        lines = ["FROM scratch", "COPY rootfs/ /", f"CMD {json.dumps(list(cmd))}"]
+        if healthcheck:
+            lines.append(
+                "HEALTHCHECK --interval=1s --timeout=2s --retries=2 "
+                f"CMD {json.dumps(list(healthcheck))}"
+            )
+        (ctx / "Dockerfile").write_text("\n".join(lines) + "\n")
+        full = f"{self.registry.host}/{repo}:{tag}"
+        run(["docker", "build", "-q", "-t", full, str(ctx)], env={**os.environ, "DOCKER_BUILDKIT": "0"})
+        shutil.rmtree(ctx)
+        self.tags.append(full)
+        if not push:
+            return full
+        run(["docker", "push", full])
+        digest = run(
+            ["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", full]
+        ).stdout.strip()
+        return digest
+
+    def http_service(self, repo: str, tag: str = "latest", **kwargs: object) -> str:
+        """An image serving /www on port 8080 that exits promptly on SIGTERM."""
+        script = 'trap "exit 0" TERM; httpd -f -p 8080 -h /www & wait'
+        return self.build(repo, tag, cmd=["sh", "-c", script], **kwargs)  # type: ignore[arg-type]
+
+    def cleanup(self) -> None:
+        for tag in self.tags:
+            run(["docker", "image", "rm", "-f", tag], check=False)
+        self.tags.clear()
+
+
+class MenderDevice:
+    """The real Mender client in standalone mode with its state in a temp dir.
+
+    The client's module directory is fixed at /usr/share/mender/modules/v3 in
+    this build: `use_module` installs a module there and `restore` puts back
+    exactly what was there before. Same for /etc/mender/artifact_info, which
+    the client reads before the first install.
+    """
+
+    def __init__(self, root: Path) -> None:
+        require("mender")
+        self.root = root
+        self.data = root / "data"
+        self.data.mkdir(parents=True)
+        (self.data / "device_type").write_text(f"device_type={DEVICE_TYPE}\n")
+        self.config = root / "mender.conf"
+        self.config.write_text(json.dumps({"DeviceTypeFile": str(self.data / "device_type")}))
+        self._saved: Dict[Path, Optional[bytes]] = {}
+        self._save_and_write(ARTIFACT_INFO, b"artifact_name=factory\n", keep_existing=True)
+
+    def _save_and_write(self, path: Path, content: bytes, keep_existing: bool = False) -> None:
+        if path not in self._saved:
+            self._saved[path] = path.read_bytes() if path.exists() else None
+        if keep_existing and path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(content)
+        tmp.chmod(0o755)
+        os.replace(tmp, path)
+
+    def use_module(self, module_file: Path, type_name: str = "docker") -> None:
+        self._save_and_write(MODULE_DIR / type_name, module_file.read_bytes())
+
+    def restore(self) -> None:
+        for path, content in self._saved.items():
+            if content is None:
+                path.unlink(missing_ok=True)
+            else:
+                tmp = path.with_name(f".{path.name}.restore.tmp")
+                tmp.write_bytes(content)
+                tmp.chmod(0o755)
+                os.replace(tmp, path)
+        self._saved.clear()
+
+    def mender(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        return run(
+            ["mender", "-c", str(self.config), "-d", str(self.data), "--no-syslog", *args],
+            check=False,
+            timeout=timeout,
+        )
+
+    def install(self, artifact: Path) -> subprocess.CompletedProcess[str]:
+        return self.mender("install", str(artifact))
+
+    def commit(self) -> subprocess.CompletedProcess[str]:
+        return self.mender("commit")
+
+    def rollback(self) -> subprocess.CompletedProcess[str]:
+        return self.mender("rollback")
+
+    def show_artifact(self) -> str:
+        return self.mender("-l", "error", "show-artifact").stdout.strip()
+
+    def show_provides(self) -> str:
+        return self.mender("-l", "error", "show-provides").stdout.strip()
+
+
+def running_containers(label: Optional[str] = None) -> List[Dict[str, str]]:
+    """Running containers as {id, name, image}, optionally only those with a label."""
+    argv = ["docker", "ps", "--no-trunc", "--format", "{{.ID}}\t{{.Names}}\t{{.Image}}"]
+    if label:
+        argv += ["--filter", f"label={label}"]
+    out = run(argv).stdout
+    rows = [line.split("\t") for line in out.splitlines() if line.strip()]
+    return [{"id": r[0], "name": r[1], "image": r[2]} for r in rows]
