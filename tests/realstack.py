@@ -216,6 +216,7 @@ class MenderDevice:
         (self.data / "device_type").write_text(f"device_type={DEVICE_TYPE}\n")
         self.config = root / "mender.conf"
         self.config.write_text(json.dumps({"DeviceTypeFile": str(self.data / "device_type")}))
+        self.env: Dict[str, str] = {}  # extra environment for the client (and so the module)
         self._saved: Dict[Path, Optional[bytes]] = {}
         self._save_and_write(ARTIFACT_INFO, b"artifact_name=factory\n", keep_existing=True)
 
@@ -249,6 +250,7 @@ class MenderDevice:
             ["mender", "-c", str(self.config), "-d", str(self.data), "--no-syslog", *args],
             check=False,
             timeout=timeout,
+            env={**os.environ, **self.env},
         )
 
     def install(self, artifact: Path) -> subprocess.CompletedProcess[str]:

@@ -29,6 +29,7 @@ ever sees them.
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -129,7 +130,7 @@ class DockerMetadata:
             )
         seen: Dict[str, str] = {}
         for item in planned:
-            if not NAME_RE.match(item.name):
+            if not NAME_RE.fullmatch(item.name):  # fullmatch: `$` accepts a final newline
                 raise MetadataError(f"invalid container name {item.name!r} for {item.image}")
             if item.name in seen:
                 raise MetadataError(
@@ -141,9 +142,11 @@ class DockerMetadata:
 
 def split_pinned(reference: str) -> Tuple[str, str]:
     """Split "repo[:tag]@sha256:..." into (repo, digest)."""
-    match = PINNED_REF_RE.match(reference)
+    match = PINNED_REF_RE.fullmatch(reference)  # `$` alone accepts a final newline
     if not match:
         raise MetadataError(f"image reference {reference!r} is not pinned by digest (repo@sha256:...)")
+    if len(match.group("repo")) > 255:  # docker's limit for a repository name
+        raise MetadataError(f"image reference {reference[:60]!r}...: repository name is too long")
     return match.group("repo"), match.group("digest")
 
 
@@ -155,6 +158,13 @@ def derive_name(image: str) -> str:
 
 
 def split_args(text: str, where: str) -> List[str]:
+    # Either would make the engine call itself fail (subprocess cannot pass them).
+    if "\x00" in text:
+        raise MetadataError(f"{where}: run arguments contain a NUL character")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise MetadataError(f"{where}: run arguments contain an unpaired surrogate") from None
     try:
         return shlex.split(text)
     except ValueError as exc:
@@ -166,8 +176,14 @@ def _name_in_args(args: Sequence[str]) -> str:
         if arg == "--name" and index + 1 < len(args):
             return args[index + 1]
         if arg.startswith("--name="):
-            return arg[len("--name=") :]
+            return arg[len("--name=") :] or _no_name_value()
+        if arg == "--name":
+            _no_name_value()
     return ""
+
+
+def _no_name_value() -> str:
+    raise MetadataError("'--name' in run arguments needs a value")
 
 
 def _strip_name(args: Sequence[str]) -> List[str]:
@@ -222,7 +238,10 @@ def parse_metadata(raw: Any) -> DockerMetadata:
     for key in NUMBER_KEYS:
         value = raw.get(key)
         if value is not None and (
-            isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or value < 0
+            or not math.isfinite(value)  # json.loads accepts NaN and Infinity
         ):
             raise MetadataError(f"'{key}' must be a non-negative number of seconds")
         numbers[key] = None if value is None else float(value)
@@ -251,6 +270,8 @@ def parse_metadata(raw: Any) -> DockerMetadata:
 def parse_metadata_json(text: str) -> DockerMetadata:
     try:
         raw = json.loads(text)
+    except RecursionError:
+        raise MetadataError("meta-data is not valid JSON: nested too deeply") from None
     except ValueError as exc:
         raise MetadataError(f"meta-data is not valid JSON: {exc}") from None
     return parse_metadata(raw)

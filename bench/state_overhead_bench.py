@@ -1,0 +1,164 @@
+"""Module overhead per state call: `MODULE STATE DIR`, timed, for both modules.
+
+The query states need no context. For ArtifactCommit and Cleanup to be real
+no-ops, each system first deploys a tiny image through the real Mender client;
+the client's file tree is copied while the install is pending, and after the
+commit the states are re-run on that copy (the protocol requires every state
+to be safe to run again: it must find nothing left to do and exit 0).
+The original module is a /bin/sh script; ours is one python3 file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (  # noqa: E402
+    DEVICE_PATH,
+    BenchError,
+    Lab,
+    System,
+    add_system_args,
+    fmt,
+    main_guard,
+    median,
+    note,
+    ratio,
+    table,
+)
+from tests.realstack import MenderDevice, unique  # noqa: E402
+
+QUERY_STATES = ("SupportsRollback", "NeedsArtifactReboot", "ProvidePayloadFileSizes")
+NOOP_STATES = ("ArtifactCommit", "Cleanup")
+
+
+def copy_tree(device: MenderDevice, target: Path) -> Path:
+    """Copy the client's file tree of the pending deployment (without its named pipes)."""
+    trees = [p for p in device.data.rglob("tree") if p.is_dir()]
+    if len(trees) != 1:
+        raise BenchError(f"expected one pending file tree under {device.data}, found {trees}")
+
+    def skip_pipes(directory: str, names: List[str]) -> List[str]:
+        return [n for n in names if stat.S_ISFIFO(os.lstat(os.path.join(directory, n)).st_mode)]
+
+    shutil.copytree(trees[0], target, ignore=skip_pipes)
+    return target
+
+
+def prepare_tree(lab: Lab, system: System, artifact: Path) -> Tuple[Path, Dict[str, str]]:
+    """Deploy `artifact` (install, copy the tree, commit).
+
+    Returns the copied tree and the environment the client gave the module.
+    """
+    with lab.device(system) as device:
+        device.use_module(system.module)
+        proc = device.install(artifact)
+        if proc.returncode != 0:
+            raise BenchError(f"{system.name}: mender install failed: {proc.stderr.strip()[-300:]}")
+        tree = copy_tree(device, lab.work / unique(f"{system.name}-tree"))
+        proc = device.commit()
+        if proc.returncode != 0:
+            raise BenchError(f"{system.name}: mender commit failed: {proc.stderr.strip()[-300:]}")
+        env = {**os.environ, **device.env}
+    return tree, env
+
+
+def time_call(module: Path, state: str, tree: Path, env: Dict[str, str]) -> float:
+    started = time.perf_counter()
+    proc = subprocess.run(
+        [str(module), state, str(tree)], cwd=tree, env=env, capture_output=True, timeout=60
+    )
+    took = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise BenchError(
+            f"{module.name} {state} exited {proc.returncode}: "
+            f"{proc.stderr.decode(errors='replace').strip()[-300:]}"
+        )
+    return took
+
+
+def run_bench(args: argparse.Namespace) -> Dict[str, Dict[str, List[float]]]:
+    timings: Dict[str, Dict[str, List[float]]] = {}
+    device_path = None if args.inherit_path else DEVICE_PATH
+    with Lab("state", args.systems, dict(args.our_conf), device_path=device_path) as lab:
+        ref = lab.build_http(unique("bench/state"), "v1")
+        lab.drop_local([ref])
+        trees: Dict[str, Path] = {}
+        envs: Dict[str, Dict[str, str]] = {}
+        artifacts = {name: lab.systems[name].generate(lab.work, "state-v1", [ref])
+                     for name in args.systems}
+        lab.drop_local([ref])
+        # The original first: its install stops every container, ours' included.
+        for name in sorted(args.systems, key=lambda n: n != "original"):
+            trees[name], envs[name] = prepare_tree(lab, lab.systems[name], artifacts[name])
+            if name == "original":
+                lab.purge()  # ours must pull and start from nothing too
+            timings[name] = {state: [] for state in (*QUERY_STATES, *NOOP_STATES)}
+        note(f"timing {args.calls} calls per state and system")
+        for _ in range(args.calls):
+            for state in (*QUERY_STATES, *NOOP_STATES):
+                for name in args.systems:  # interleaved: load spikes hit both alike
+                    system = lab.systems[name]
+                    timings[name][state].append(
+                        time_call(system.module, state, trees[name], envs[name])
+                    )
+        lab.purge()
+    return timings
+
+
+def summarize(timings: Dict[str, Dict[str, List[float]]]) -> str:
+    rows = []
+    totals: Dict[str, float] = {}
+    for state in (*QUERY_STATES, *NOOP_STATES):
+        meds: Dict[str, Optional[float]] = {}
+        for name in ("original", "ours"):
+            values = timings.get(name, {}).get(state)
+            meds[name] = median(values) * 1000 if values else None
+            if meds[name] is not None:
+                totals[name] = totals.get(name, 0.0) + (meds[name] or 0.0)
+        label = state + (" (no-op re-run)" if state in NOOP_STATES else "")
+        rows.append([label, fmt(meds["original"], 1), fmt(meds["ours"], 1),
+                     ratio(meds["original"], meds["ours"])])
+    rows.append(["sum of the above", fmt(totals.get("original"), 1), fmt(totals.get("ours"), 1),
+                 ratio(totals.get("original"), totals.get("ours"))])
+    return table(["state", "original median ms", "ours median ms", "ratio"], rows)
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10 calls per state")
+    parser.add_argument("--calls", type=int, default=None, help="calls per state (default 50)")
+    add_system_args(parser)
+    parser.add_argument("--inherit-path", action="store_true",
+                        help="run the modules with this shell's PATH, not a device's")
+    args = parser.parse_args(argv)
+    if args.calls is None:
+        args.calls = 10 if args.quick else 50
+    if args.calls < 1:
+        parser.error("--calls must be at least 1")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+
+    def body() -> int:
+        timings = run_bench(args)
+        print(f"## Module overhead per state call (median of {args.calls} calls)\n")
+        print(summarize(timings))
+        return 0
+
+    return main_guard(body)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""header-info, type-info and meta-data: build, serialise, parse and validate. No I/O."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Dict, List, Optional, Tuple
+
+from mender_docker.errors import ArtifactError
+
+from .model import ArtifactSpec
+
+# State script names: <State>_<Enter|Leave|Error>[_<suffix>] (mender's scripts/ naming).
+SCRIPT_STATES = ("Idle", "Sync", "Download", "ArtifactInstall", "ArtifactReboot",
+                 "ArtifactCommit", "ArtifactRollback", "ArtifactRollbackReboot",
+                 "ArtifactFailure")
+SCRIPT_NAME = re.compile(
+    "^(?:" + "|".join(SCRIPT_STATES) + r")_(?:Enter|Leave|Error)(?:_[A-Za-z0-9_-]+)?$")
+_TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def _dumps(value: Any) -> bytes:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def check_flat_meta_data(meta: Any, where: str = "meta-data") -> Dict[str, Any]:
+    """Top-level values must be strings, numbers or lists of them (Mender's rule)."""
+    if not isinstance(meta, dict):
+        raise ArtifactError(f"{where} must be a JSON object, not {type(meta).__name__}")
+    for key, value in meta.items():
+        if not isinstance(key, str):
+            raise ArtifactError(f"{where}: key {key!r} is not a string")
+        if _scalar(value):
+            continue
+        if isinstance(value, list) and all(_scalar(item) for item in value):
+            continue
+        raise ArtifactError(f"{where}: key {key!r} is not flat (strings, numbers or "
+                            "lists of them only)")
+    return meta
+
+
+def _scalar(value: Any) -> bool:
+    return isinstance(value, (str, int, float)) and not isinstance(value, bool)
+
+
+def _check_string_list(values: Any, where: str) -> List[str]:
+    if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+        raise ArtifactError(f"{where} must be a list of non-empty strings")
+    return values
+
+
+def _check_provides(values: Any, where: str) -> Dict[str, Any]:
+    if not isinstance(values, dict):
+        raise ArtifactError(f"{where} must be a JSON object")
+    for key, value in values.items():
+        if isinstance(value, str):
+            continue
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            continue
+        raise ArtifactError(f"{where}: {key!r} must be a string or a list of strings")
+    return values
+
+
+def build_header_files(spec: ArtifactSpec) -> List[Tuple[str, bytes]]:
+    """The header tar's members, in mender-artifact's order, validated."""
+    if not spec.artifact_name:
+        raise ArtifactError("artifact name must not be empty")
+    _check_string_list(spec.device_types, "device types")
+    if not spec.device_types:
+        raise ArtifactError("at least one device type is needed")
+    if not _TYPE_NAME.match(spec.payload_type):
+        raise ArtifactError(f"bad payload type {spec.payload_type!r}")
+    provides: Dict[str, Any] = {"artifact_name": spec.artifact_name}
+    if spec.artifact_group:
+        provides["artifact_group"] = spec.artifact_group
+    depends: Dict[str, Any] = {"device_type": list(spec.device_types)}
+    for key, values in spec.artifact_depends.items():
+        if key == "device_type":
+            raise ArtifactError("give device types in device_types, not artifact_depends")
+        depends[key] = _check_string_list(values, f"artifact_depends[{key!r}]")
+    header_info = {"payloads": [{"type": spec.payload_type}],
+                   "artifact_provides": provides, "artifact_depends": depends}
+    type_info: Dict[str, Any] = {"type": spec.payload_type}
+    if spec.provides:
+        for key, value in spec.provides.items():
+            if not isinstance(value, str):  # mender-artifact 3.9 refuses lists here
+                raise ArtifactError(f"provides: {key!r} must be a string")
+        type_info["artifact_provides"] = dict(spec.provides)
+    if spec.depends:
+        type_info["artifact_depends"] = _check_provides(spec.depends, "depends")
+    if spec.clears_provides:
+        type_info["clears_artifact_provides"] = _check_string_list(
+            spec.clears_provides, "clears_provides")
+    files: List[Tuple[str, bytes]] = [("header-info", _dumps(header_info))]
+    seen = set()
+    for name, content in spec.scripts:
+        if not SCRIPT_NAME.match(name):
+            raise ArtifactError(f"bad state script name {name!r} "
+                                "(want <State>_<Enter|Leave|Error>[_NN])")
+        if name in seen:
+            raise ArtifactError(f"state script {name!r} given twice")
+        seen.add(name)
+        files.append((f"scripts/{name}", bytes(content)))
+    files.append(("headers/0000/type-info", _dumps(type_info)))
+    if spec.meta_data is not None:
+        files.append(("headers/0000/meta-data", _dumps(check_flat_meta_data(spec.meta_data))))
+    return files
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ArtifactError(f"{where} is not valid JSON: {exc}") from None
+
+
+def parse_header_info(raw: bytes) -> Dict[str, Any]:
+    info = parse_json(raw, "header-info")
+    if not isinstance(info, dict):
+        raise ArtifactError("header-info is not a JSON object")
+    payloads = info.get("payloads")
+    if not isinstance(payloads, list) or len(payloads) != 1 or not isinstance(payloads[0], dict) \
+            or not isinstance(payloads[0].get("type"), str):
+        raise ArtifactError("header-info: need exactly one payload with a type")
+    provides = info.get("artifact_provides")
+    if not isinstance(provides, dict) or not isinstance(provides.get("artifact_name"), str):
+        raise ArtifactError("header-info: artifact_provides.artifact_name is missing")
+    group = provides.get("artifact_group")
+    if group is not None and not isinstance(group, str):
+        raise ArtifactError("header-info: artifact_provides.artifact_group is not a string")
+    depends = info.get("artifact_depends")
+    if not isinstance(depends, dict):
+        raise ArtifactError("header-info: artifact_depends is missing")
+    _check_string_list(depends.get("device_type"), "header-info: artifact_depends.device_type")
+    return info
+
+
+def parse_type_info(raw: bytes, payload_type: str) -> Dict[str, Any]:
+    info = parse_json(raw, "type-info")
+    if not isinstance(info, dict):
+        raise ArtifactError("type-info is not a JSON object")
+    if info.get("type") != payload_type:
+        raise ArtifactError(f"type-info type {info.get('type')!r} differs from header-info's "
+                            f"{payload_type!r}")
+    _check_provides(info.get("artifact_provides") or {}, "type-info artifact_provides")
+    _check_provides(info.get("artifact_depends") or {}, "type-info artifact_depends")
+    clears = info.get("clears_artifact_provides")
+    if clears is not None and not (isinstance(clears, list)
+                                   and all(isinstance(c, str) for c in clears)):
+        raise ArtifactError("type-info clears_artifact_provides is not a list of strings")
+    return info
+
+
+def parse_meta_data(raw: bytes) -> Optional[Dict[str, Any]]:
+    """The payload's meta-data as read; an empty file means none. Flatness is not
+    enforced on read (other tools write nested data); it is on write."""
+    if not raw.strip():
+        return None
+    meta = parse_json(raw, "meta-data")
+    if not isinstance(meta, dict):
+        raise ArtifactError("meta-data is not a JSON object")
+    return meta

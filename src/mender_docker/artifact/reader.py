@@ -1,0 +1,412 @@
+"""Read and verify a Mender Artifact v3 as a stream, with bounded memory.
+
+Members must come in this order, each at most once:
+    version, manifest, [manifest.sig], header.tar<ext>, data/0000.tar<ext>
+Every member but `manifest`/`manifest.sig` must be listed in the manifest and match
+its sha256 (payload files as `data/0000/<name>`); every manifest entry must be seen.
+Anything malformed raises ArtifactError (SignatureError for signatures): tarfile,
+decompressor, JSON and EOF errors are translated at this boundary.
+
+    with ArtifactReader("a.mender", verify_key=key) as reader:
+        reader.headers           # parsed and verified before any payload byte
+        for name, size, stream in reader.payloads():
+            ...                  # stream.read() verifies sha256 at the end of the file
+        info = reader.info()     # after every payload was seen
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union, cast
+
+from mender_docker.errors import ArtifactError, SignatureError
+
+from . import compression as comp
+from .headers import SCRIPT_NAME, parse_header_info, parse_meta_data, parse_type_info
+from .manifest import MAX_MANIFEST, parse_manifest
+from .model import ArtifactInfo, FileInfo
+from .safetar import check_member
+from .signing import verify_manifest
+from .tarstream import TarMember, TarStream
+
+MAX_HEADER_FILE = 1 << 20  # header-info, type-info, meta-data, each script
+MAX_HEADER_TAR = 16 << 20  # the header.tar member, and all its files together
+MAX_HEADER_MEMBERS = 256
+MAX_SIGNATURE = 4096
+CHUNK = 1 << 20
+_THREADED_HASH = 64 << 10
+Source = Union[str, "os.PathLike[str]", IO[bytes]]
+PayloadSink = Callable[[str, int, IO[bytes]], None]
+
+
+@contextlib.contextmanager
+def _translated(where: str) -> Iterator[None]:
+    """Errors of the parsing libraries become one-line ArtifactErrors."""
+    try:
+        yield
+    except ArtifactError:
+        raise
+    except (EOFError, UnicodeError, ValueError, OSError) + comp.decompress_errors() as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ArtifactError(f"{where}: corrupt or truncated ({detail})") from None
+
+
+@dataclass
+class Headers:
+    """Everything before the data: parsed, checksummed and (if asked) signature-checked."""
+
+    manifest: Dict[str, str]
+    signed: bool
+    signature_verified: bool
+    compression: str
+    header_info: Dict[str, Any]
+    type_info: Dict[str, Any]
+    meta_data: Optional[Dict[str, Any]]
+    scripts: Dict[str, bytes]
+
+
+class _VerifyingStream:
+    """A payload file: counts and hashes what is read, checks sha256 at its end.
+    Large chunks are hashed in `hasher`'s thread while the next one is decompressed."""
+
+    def __init__(self, raw: IO[bytes], name: str, size: int, expected: str,
+                 hasher: ThreadPoolExecutor) -> None:
+        self._raw = raw
+        self._hasher = hasher
+        self._pending: Optional[Future[None]] = None
+        self.name = name
+        self.size = size
+        self._expected = expected
+        self._digest = hashlib.sha256()
+        self._seen = 0
+        self.verified = False
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if self.verified:
+            return b""
+        want = self.size - self._seen if n is None or n < 0 else min(n, self.size - self._seen)
+        with _translated(f"payload file {self.name!r}"):
+            data = self._raw.read(want) if want else b""
+        if want and not data:
+            raise ArtifactError(f"payload file {self.name!r} is truncated")
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        if len(data) >= _THREADED_HASH:
+            self._pending = self._hasher.submit(self._digest.update, data)
+        else:
+            self._digest.update(data)
+        self._seen += len(data)
+        if self._seen == self.size:
+            self._finish()
+        return data
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def drain(self) -> None:
+        while not self.verified:
+            self.read(CHUNK)
+
+    def _finish(self) -> None:
+        if self._pending is not None:
+            self._pending.result()
+            self._pending = None
+        actual = self._digest.hexdigest()
+        if actual != self._expected:
+            raise ArtifactError(f"payload file {self.name!r}: sha256 {actual} does not match "
+                                f"the manifest's {self._expected}")
+        self.verified = True
+
+
+class _Translating:
+    """A decompressed stream whose library errors surface as ArtifactError."""
+
+    def __init__(self, raw: IO[bytes], where: str) -> None:
+        self._raw = raw
+        self._where = where
+
+    def read(self, n: int = -1) -> bytes:
+        with _translated(self._where):
+            return self._raw.read(n)
+
+
+class ArtifactReader:
+    """Streaming reader; see the module docstring. Use as a context manager."""
+
+    def __init__(self, source: Source, verify_key: Optional[Any] = None) -> None:
+        self._own = isinstance(source, (str, os.PathLike))
+        self._file: IO[bytes] = open(source, "rb") if isinstance(  # noqa: SIM115
+            source, (str, os.PathLike)) else source
+        self._key = verify_key
+        self._files: List[FileInfo] = []
+        self._done = False
+        self._hasher = ThreadPoolExecutor(max_workers=1)
+        self._tar = TarStream(self._file, "artifact")
+        try:
+            self.headers = self._read_headers()
+        except BaseException:
+            self.close()
+            raise
+
+    def __enter__(self) -> ArtifactReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._hasher.shutdown(wait=True)
+        if self._own:
+            self._file.close()
+
+    # -- outer tar, up to the data member --------------------------------------------------
+
+    def _next(self) -> Optional[TarMember]:
+        with _translated("artifact"):
+            member = self._tar.next()
+        if member is not None:
+            check_member(member, "artifact")
+        return member
+
+    def _small(self, member: TarMember, limit: int) -> bytes:
+        if member.size > limit:
+            raise ArtifactError(f"member {member.name!r} is {member.size} bytes; "
+                                f"refusing more than {limit}")
+        with _translated(f"member {member.name!r}"):
+            return self._tar.read_all(limit)
+
+    def _expect(self, name: str) -> TarMember:
+        member = self._next()
+        if member is None:
+            raise ArtifactError(f"artifact ends where {name!r} was expected (truncated?)")
+        if member.name != name:
+            raise ArtifactError(f"expected member {name!r}, found {member.name!r}")
+        return member
+
+    def _checksum(self, manifest: Dict[str, str], name: str, data: bytes) -> None:
+        expected = manifest.get(name)
+        if expected is None:
+            raise ArtifactError(f"member {name!r} is not in the manifest")
+        if hashlib.sha256(data).hexdigest() != expected:
+            raise ArtifactError(f"member {name!r} does not match its sha256 in the manifest")
+
+    def _read_headers(self) -> Headers:
+        version_raw = self._small(self._expect("version"), 4096)
+        _check_version(version_raw)
+        manifest_raw = self._small(self._expect("manifest"), MAX_MANIFEST)
+        manifest = parse_manifest(manifest_raw)
+        self._checksum(manifest, "version", version_raw)
+        member = self._next()
+        signature: Optional[bytes] = None
+        if member is not None and member.name == "manifest.sig":
+            signature = self._small(member, MAX_SIGNATURE)
+            member = self._next()
+        if self._key is not None:
+            if signature is None:
+                raise SignatureError("artifact is not signed, but a verification key was given")
+            verify_manifest(manifest_raw, signature, self._key)
+        if member is None:
+            raise ArtifactError("artifact ends before its header.tar (truncated?)")
+        if member.name in ("manifest-augment",) or member.name.startswith("header-augment"):
+            raise ArtifactError("augmented (delta) artifacts are not supported")
+        if not member.name.startswith("header.tar"):
+            raise ArtifactError(f"expected member 'header.tar[.gz|.xz|.zst]', found "
+                                f"{member.name!r}")
+        compression = comp.compression_of(member.name, "header.tar")
+        self._header_name = member.name
+        header_raw = self._small(member, MAX_HEADER_TAR)
+        self._checksum(manifest, member.name, header_raw)
+        parsed = _parse_header_tar(header_raw, compression)
+        data_member = self._next()
+        if data_member is None:
+            raise ArtifactError("artifact ends before its data/0000.tar (truncated?)")
+        if not data_member.name.startswith("data/0000.tar"):
+            raise ArtifactError(f"expected member 'data/0000.tar[.gz|.xz|.zst]', found "
+                                f"{data_member.name!r}")
+        self._data_member: TarMember = data_member
+        data_compression = comp.compression_of(data_member.name, "data/0000.tar")
+        header_info, type_info, meta_data, scripts = parsed
+        return Headers(manifest=manifest, signed=signature is not None,
+                       signature_verified=signature is not None and self._key is not None,
+                       compression=data_compression, header_info=header_info,
+                       type_info=type_info, meta_data=meta_data, scripts=scripts)
+
+    # -- the data member ---------------------------------------------------------------------
+
+    def payloads(self) -> Iterator[Tuple[str, int, IO[bytes]]]:
+        """Yield (name, size, stream) per payload file; each is verified when fully read
+        (or drained by the next step). Call once."""
+        if self._done:
+            raise ArtifactError("payloads() was already iterated")
+        self._done = True
+        manifest = self.headers.manifest
+        where = f"member {self._data_member.name!r}"
+        with _translated(where):
+            inner_raw = comp.open_reader(self.headers.compression, cast(IO[bytes], self._tar))
+        inner = TarStream(cast(IO[bytes], _Translating(inner_raw, where)), where)
+        seen = set()
+        while True:
+            with _translated(where):
+                member = inner.next()
+            if member is None:
+                break
+            name = check_member(member, where)
+            if "/" in name:
+                raise ArtifactError(f"{where}: payload file {name!r} is in a directory")
+            key = f"data/0000/{name}"
+            if key not in manifest:
+                raise ArtifactError(f"payload file {name!r} is not in the manifest")
+            if key in seen:
+                raise ArtifactError(f"payload file {name!r} appears twice")
+            seen.add(key)
+            verifying = _VerifyingStream(cast(IO[bytes], inner), name, member.size, manifest[key],
+                                         self._hasher)
+            yield name, member.size, cast(IO[bytes], verifying)
+            verifying.drain()
+            self._files.append(FileInfo(name, member.size, manifest[key]))
+        with _translated(where):
+            _drain_zeros(inner_raw, where)
+            _drain_zeros(cast(IO[bytes], self._tar), where)  # what follows the compressed end
+        missing = sorted(k for k in manifest if k.startswith("data/") and k not in seen)
+        if missing:
+            raise ArtifactError(f"manifest lists {missing[0]!r} but the artifact lacks it")
+        unexpected = sorted(k for k in manifest if not k.startswith("data/")
+                            and k not in ("version", self._header_name))
+        if unexpected:
+            raise ArtifactError(f"manifest lists {unexpected[0]!r} but the artifact lacks it")
+        after = self._next()
+        if after is not None:
+            raise ArtifactError(f"unexpected member {after.name!r} after the data")
+
+    def info(self) -> ArtifactInfo:
+        if not self._done:
+            for _name, _size, _stream in self.payloads():
+                pass
+        h = self.headers
+        provides = h.header_info["artifact_provides"]
+        depends = dict(h.header_info["artifact_depends"])
+        scripts = [FileInfo(name, len(content), hashlib.sha256(content).hexdigest())
+                   for name, content in h.scripts.items()]
+        return ArtifactInfo(
+            format="mender", version=3,
+            artifact_name=provides["artifact_name"],
+            artifact_group=provides.get("artifact_group"),
+            device_types=list(depends.get("device_type", [])),
+            artifact_depends=depends,
+            payload_type=h.header_info["payloads"][0]["type"],
+            provides=dict(h.type_info.get("artifact_provides") or {}),
+            depends=dict(h.type_info.get("artifact_depends") or {}),
+            clears_provides=list(h.type_info.get("clears_artifact_provides") or []),
+            meta_data=h.meta_data, scripts=scripts, script_contents=dict(h.scripts),
+            files=list(self._files), compression=h.compression, signed=h.signed,
+            signature_verified=h.signature_verified, header_info=h.header_info,
+            type_info=h.type_info, manifest=dict(h.manifest))
+
+
+def _check_version(raw: bytes) -> None:
+    try:
+        version = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        raise ArtifactError("member 'version' is not JSON") from None
+    if not isinstance(version, dict) or version.get("format") != "mender":
+        raise ArtifactError("not a Mender artifact (version format is not 'mender')")
+    if version.get("version") != 3:
+        raise ArtifactError(f"unsupported artifact format version {version.get('version')!r}; "
+                            "only version 3 is supported")
+
+
+def _drain_zeros(stream: IO[bytes], where: str) -> None:
+    """Read the data tar's end (verifies gzip/xz/zstd trailers); only zeros may follow."""
+    while True:
+        chunk = stream.read(CHUNK)
+        if not chunk:
+            return
+        if chunk.count(0) != len(chunk):
+            raise ArtifactError(f"{where}: unexpected data after the end of the tar")
+
+
+def _parse_header_tar(raw: bytes, compression: str
+                      ) -> Tuple[Dict[str, Any], Dict[str, Any], Optional[Dict[str, Any]],
+                                 Dict[str, bytes]]:
+    where = "header.tar"
+    files: List[Tuple[str, bytes]] = []
+    total = 0
+    with _translated(where):
+        stream = comp.open_reader(compression, io.BytesIO(raw))
+        tar = TarStream(stream, where)
+        while True:
+            member = tar.next()
+            if member is None:
+                break
+            name = check_member(member, where)
+            if len(files) >= MAX_HEADER_MEMBERS:
+                raise ArtifactError(f"{where}: more than {MAX_HEADER_MEMBERS} members")
+            if member.size > MAX_HEADER_FILE:
+                raise ArtifactError(f"{where}: {name!r} is {member.size} bytes; refusing more "
+                                    f"than {MAX_HEADER_FILE}")
+            total += member.size
+            if total > MAX_HEADER_TAR:
+                raise ArtifactError(f"{where}: more than {MAX_HEADER_TAR} bytes in all")
+            files.append((name, tar.read_all(MAX_HEADER_FILE)))
+        _drain_zeros(stream, where)
+    if not files or files[0][0] != "header-info":
+        raise ArtifactError(f"{where}: first member must be 'header-info'")
+    header_info = parse_header_info(files[0][1])
+    scripts: Dict[str, bytes] = {}
+    type_info: Optional[Dict[str, Any]] = None
+    meta_data: Optional[Dict[str, Any]] = None
+    seen_meta = False
+    for name, content in files[1:]:
+        if name.startswith("scripts/"):
+            script = name[len("scripts/"):]
+            if type_info is not None:
+                raise ArtifactError(f"{where}: script {name!r} after headers/0000/")
+            if not SCRIPT_NAME.match(script):
+                raise ArtifactError(f"{where}: bad state script name {script!r}")
+            if script in scripts:
+                raise ArtifactError(f"{where}: {name!r} appears twice")
+            scripts[script] = content
+        elif name == "headers/0000/type-info":
+            if type_info is not None:
+                raise ArtifactError(f"{where}: {name!r} appears twice")
+            type_info = parse_type_info(content, header_info["payloads"][0]["type"])
+        elif name == "headers/0000/meta-data":
+            if type_info is None or seen_meta:
+                raise ArtifactError(f"{where}: {name!r} out of order or twice")
+            seen_meta = True
+            meta_data = parse_meta_data(content)
+        else:
+            raise ArtifactError(f"{where}: unknown member {name!r}")
+    if type_info is None:
+        raise ArtifactError(f"{where}: headers/0000/type-info is missing")
+    return header_info, type_info, meta_data, scripts
+
+
+def read_artifact(source: Source, verify_key: Optional[Any] = None,
+                  payload_sink: Optional[PayloadSink] = None) -> ArtifactInfo:
+    """Read and verify a whole artifact. `payload_sink(name, size, stream)` may consume
+    each payload file (it is verified as it is read); without it files are hashed only."""
+    with ArtifactReader(source, verify_key=verify_key) as reader:
+        for name, size, stream in reader.payloads():
+            if payload_sink is not None:
+                payload_sink(name, size, stream)
+        return reader.info()
+
+
+def iter_payloads(source: Source, verify_key: Optional[Any] = None
+                  ) -> Iterator[Tuple[str, int, IO[bytes]]]:
+    """Shorthand: headers are verified first, then each (name, size, stream)."""
+    with ArtifactReader(source, verify_key=verify_key) as reader:
+        yield from reader.payloads()

@@ -1,0 +1,279 @@
+"""`docker-artifact-gen` / `mender-docker gen`: command-line compatible with the original.
+
+    docker-artifact-gen [options] IMAGE [IMAGE...] [-- mender-artifact options]
+
+The mender-artifact options users pass after `--` are understood natively (no
+mender-artifact binary is run) and are accepted before `--` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
+
+from mender_docker.cli.common import run_command
+from mender_docker.errors import GeneratorError
+from mender_docker.gen import RESOLVERS, GenOptions, generate, summary
+
+PROG = "docker-artifact-gen"
+COMPRESSIONS = ("none", "gzip", "lzma", "zstd")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a bad option as one error line, not usage + exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise GeneratorError(f"{message} (see --help)")
+
+
+def _key_value(text: str) -> Tuple[str, str]:
+    key, sep, value = text.partition(":")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY:VALUE, got {text!r}")
+    return key, value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds, got {text!r}") from None
+    if value < 0 or value != value:
+        raise argparse.ArgumentTypeError(f"expected a non-negative number, got {text!r}")
+    return value
+
+
+def _add_mender_artifact_options(parser: argparse.ArgumentParser) -> None:
+    """Options of `mender-artifact write module-image` that make sense for docker."""
+    group = parser.add_argument_group("mender-artifact options (also accepted after --)")
+    add = group.add_argument
+    add("--software-name", help="software key rootfs-image.NAME.version (default: docker)")
+    add("--software-version", help="software version value (default: the artifact name)")
+    add("--software-filesystem", help="used instead of rootfs-image in the software key")
+    add(
+        "--no-default-software-version",
+        action="store_true",
+        default=None,
+        help="write no software version provide (and no default clears-provides)",
+    )
+    add(
+        "-p",
+        "--provides",
+        action="append",
+        type=_key_value,
+        metavar="KEY:VALUE",
+        help="extra type-info provide (repeatable)",
+    )
+    add(
+        "-d",
+        "--depends",
+        action="append",
+        type=_key_value,
+        metavar="KEY:VALUE",
+        help="extra type-info depend (repeatable)",
+    )
+    add(
+        "--clears-provides",
+        action="append",
+        metavar="PATTERN",
+        help="clears_artifact_provides entry (repeatable)",
+    )
+    add(
+        "--no-default-clears-provides",
+        action="store_true",
+        default=None,
+        help="do not add the default <filesystem>.<name>.* clears entry",
+    )
+    add("-g", "--provides-group", help="the artifact group this artifact provides")
+    add(
+        "-G",
+        "--depends-groups",
+        action="append",
+        metavar="GROUP",
+        help="artifact group the device must be in (repeatable)",
+    )
+    add(
+        "-N",
+        "--artifact-name-depends",
+        action="append",
+        metavar="NAME",
+        help="artifact name the device must have installed (repeatable)",
+    )
+    add("--compression", choices=COMPRESSIONS, help="artifact compression (default: gzip)")
+    add("-k", "--key", help="private key (PEM) to sign the artifact with")
+    add(
+        "-s",
+        "--script",
+        action="append",
+        metavar="FILE",
+        help="state script ArtifactInstall_Enter_00 etc. (repeatable)",
+    )
+    add("-v", "--version", type=int, choices=(3,), help="artifact format version (only 3)")
+
+
+def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog,
+        description="Generate a Mender Artifact for the docker Update Module, pinning each"
+        " image by digest from its registry (no Docker daemon needed).",
+        usage=f"{prog} [options] IMAGE [IMAGE...] [-- [mender-artifact options]]",
+        allow_abbrev=False,
+    )
+    add = parser.add_argument
+    add("-n", "--artifact-name", help="artifact name (required)")
+    add("-t", "--device-type", action="append", help="compatible device type (repeatable)")
+    add("--run-args", help="arguments added to `docker run` for every container")
+    add(
+        "-o",
+        "--output-path",
+        "--output_path",
+        default=None,
+        help="output file (default: docker-artifact.mender)",
+    )
+    add("images", nargs="*", metavar="IMAGE", help="images: name[:tag][@sha256:...]")
+    _add_mender_artifact_options(parser)
+    ours = parser.add_argument_group("extensions")
+    ours.add_argument("--platform", help="pin the manifest for os/arch[/variant] of an index")
+    ours.add_argument(
+        "--resolver",
+        choices=RESOLVERS,
+        default=None,
+        help="registry (default, no daemon) or docker (pull + inspect)",
+    )
+    ours.add_argument(
+        "--insecure-registry",
+        action="append",
+        metavar="HOST[:PORT]",
+        help="speak plain HTTP to this registry (repeatable; also"
+        " MENDER_DOCKER_INSECURE_REGISTRIES)",
+    )
+    ours.add_argument(
+        "--name",
+        action="append",
+        metavar="NAME",
+        help="container name, one per image in order (repeatable)",
+    )
+    ours.add_argument(
+        "--container-args",
+        action="append",
+        metavar="ARGS",
+        help="extra docker run arguments, one per image in order (repeatable)",
+    )
+    ours.add_argument("--health-timeout", type=_seconds, metavar="SECONDS")
+    ours.add_argument("--health-window", type=_seconds, metavar="SECONDS")
+    ours.add_argument("--stop-timeout", type=_seconds, metavar="SECONDS")
+    ours.add_argument(
+        "--no-image-sizes",
+        action="store_true",
+        help="do not write image_sizes (meta-data keys exactly as the original)",
+    )
+    return parser
+
+
+def build_passthrough_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=f"{PROG} ... --", allow_abbrev=False, add_help=False)
+    _add_mender_artifact_options(parser)
+    return parser
+
+
+def glue_dash_values(parser: argparse.ArgumentParser, args: Sequence[str]) -> List[str]:
+    """Turn `--run-args "-p 80:80"` into `--run-args=-p 80:80`.
+
+    argparse takes a value starting with "-" for an option (here `-p`); the
+    original generator took the next word whatever it was, so do the same.
+    """
+    takes_value = {}
+    for action in parser._actions:
+        if action.option_strings and action.nargs is None:
+            longest = max(action.option_strings, key=len)
+            for option in action.option_strings:
+                takes_value[option] = longest
+    out: List[str] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg in takes_value and index + 1 < len(args) and args[index + 1].startswith("-"):
+            out.append(f"{takes_value[arg]}={args[index + 1]}")
+            index += 2
+            continue
+        out.append(arg)
+        index += 1
+    return out
+
+
+def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
+    args = list(argv)
+    before, after = args, []
+    if "--" in args:
+        at = args.index("--")
+        before, after = args[:at], args[at + 1 :]
+    parser, passthrough_parser = build_parser(prog), build_passthrough_parser()
+    ns = parser.parse_intermixed_args(glue_dash_values(parser, before))
+    passthrough = passthrough_parser.parse_args(glue_dash_values(passthrough_parser, after))
+    # After `--` overrides (single values) or adds to (lists) what came before.
+    for key, value in vars(passthrough).items():
+        if value is None:
+            continue
+        current = getattr(ns, key, None)
+        if isinstance(value, list) and isinstance(current, list):
+            setattr(ns, key, current + value)
+        else:
+            setattr(ns, key, value)
+    return GenOptions(
+        artifact_name=ns.artifact_name or "",
+        device_types=list(ns.device_type or []),
+        images=list(ns.images),
+        output_path=ns.output_path or "docker-artifact.mender",
+        run_args=ns.run_args or "",
+        software_name=ns.software_name,
+        software_version=ns.software_version,
+        software_filesystem=ns.software_filesystem,
+        no_default_software_version=bool(ns.no_default_software_version),
+        provides=list(ns.provides or []),
+        depends=list(ns.depends or []),
+        clears_provides=list(ns.clears_provides or []),
+        no_default_clears_provides=bool(ns.no_default_clears_provides),
+        artifact_group=ns.provides_group,
+        depends_groups=list(ns.depends_groups or []),
+        artifact_name_depends=list(ns.artifact_name_depends or []),
+        compression=ns.compression or "gzip",
+        key=ns.key,
+        scripts=list(ns.script or []),
+        platform=ns.platform,
+        resolver=ns.resolver or "registry",
+        insecure_registries=list(ns.insecure_registry or []),
+        names=list(ns.name or []),
+        container_args=list(ns.container_args or []),
+        health_timeout=ns.health_timeout,
+        health_window=ns.health_window,
+        stop_timeout=ns.stop_timeout,
+        image_sizes=not ns.no_image_sizes,
+    )
+
+
+def make_command(prog: str) -> Callable[[List[str]], int]:
+    def command(argv: List[str]) -> int:
+        try:
+            options = parse_options(argv, prog)
+        except SystemExit as exc:  # --help
+            return exc.code if isinstance(exc.code, int) else 0
+        result = generate(options)
+        print(summary(result))
+        return 0
+
+    return command
+
+
+def run(name: str, argv: List[str]) -> int:
+    """Entry point for `mender-docker gen`."""
+    prog = f"mender-docker {name}"
+    return run_command(make_command(prog), argv, prog)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    return run_command(make_command(PROG), argv, PROG)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

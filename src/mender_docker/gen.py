@@ -1,0 +1,233 @@
+"""The artifact generator: image references -> pinned digests -> docker meta-data -> artifact.
+
+Same artifact as the original `docker-artifact-gen` for the same options (type
+`docker`, provides `rootfs-image.docker.version = <artifact name>`, clears
+`rootfs-image.docker.*`, meta-data `containers` + `run_args`), but the digests
+come from the registry (no daemon, no layer download) and the artifact is
+written natively (no mender-artifact binary). mender-artifact's provides/depends
+rules are followed: software key `<filesystem>.<name>.version` (defaults
+rootfs-image and the payload type), value defaulting to the artifact name, the
+default clears entry `<filesystem>.<name>.*` after any given ones.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+
+from mender_docker.artifact import ArtifactSpec, load_private_key, write_artifact
+from mender_docker.errors import GeneratorError, MenderDockerError
+from mender_docker.registry.client import RegistryClient, ResolvedImage
+from mender_docker.registry.docker_resolver import resolve_with_docker
+from mender_docker.spec import DockerMetadata, parse_metadata
+
+PAYLOAD_TYPE = "docker"
+RESOLVERS = ("registry", "docker")
+# mender-artifact's state script names; Idle/Sync/Download scripts belong to
+# the root filesystem, not to an artifact.
+_SCRIPT_NAME = re.compile(
+    r"^(ArtifactInstall|ArtifactReboot|ArtifactCommit|ArtifactRollback|ArtifactRollbackReboot"
+    r"|ArtifactFailure)_(Enter|Leave|Error)_[0-9]{2}(_\S+)?$"
+)
+
+Resolver = Callable[[str, Optional[str]], ResolvedImage]
+
+
+@dataclass
+class GenOptions:
+    """Everything docker-artifact-gen accepts, already parsed."""
+
+    artifact_name: str
+    device_types: List[str]
+    images: List[str]
+    output_path: str = "docker-artifact.mender"
+    run_args: str = ""
+    # mender-artifact write module-image options the original passed through.
+    software_name: Optional[str] = None
+    software_version: Optional[str] = None
+    software_filesystem: Optional[str] = None
+    no_default_software_version: bool = False
+    provides: List[Tuple[str, str]] = field(default_factory=list)
+    depends: List[Tuple[str, str]] = field(default_factory=list)
+    clears_provides: List[str] = field(default_factory=list)
+    no_default_clears_provides: bool = False
+    artifact_group: Optional[str] = None
+    depends_groups: List[str] = field(default_factory=list)
+    artifact_name_depends: List[str] = field(default_factory=list)
+    compression: str = "gzip"
+    key: Optional[str] = None
+    scripts: List[str] = field(default_factory=list)
+    # Our extras.
+    platform: Optional[str] = None
+    resolver: str = "registry"
+    insecure_registries: List[str] = field(default_factory=list)
+    names: List[str] = field(default_factory=list)
+    container_args: List[str] = field(default_factory=list)
+    health_timeout: Optional[float] = None
+    health_window: Optional[float] = None
+    stop_timeout: Optional[float] = None
+    image_sizes: bool = True
+
+
+@dataclass(frozen=True)
+class GenResult:
+    output_path: str
+    metadata: DockerMetadata
+    images: Tuple[ResolvedImage, ...]
+    spec: ArtifactSpec
+
+
+def check_options(options: GenOptions) -> None:
+    """Everything that can be checked before talking to a registry."""
+    if not options.artifact_name:
+        raise GeneratorError("artifact name not specified (-n/--artifact-name)")
+    if not options.device_types or not all(options.device_types):
+        raise GeneratorError("device type not specified (-t/--device-type)")
+    if not options.images:
+        raise GeneratorError("no image given: list at least one IMAGE")
+    if options.resolver not in RESOLVERS:
+        raise GeneratorError(f"unknown resolver {options.resolver!r} (known: registry, docker)")
+    count = len(options.images)
+    if len(options.names) > count:
+        raise GeneratorError(f"{len(options.names)} --name options for {count} image(s)")
+    if len(options.container_args) > count:
+        raise GeneratorError(
+            f"{len(options.container_args)} --container-args options for {count} image(s)"
+        )
+    for script in options.scripts:
+        if not _SCRIPT_NAME.match(os.path.basename(script)):
+            raise GeneratorError(
+                f"state script {script!r}: name must be like ArtifactInstall_Enter_00[_text]"
+            )
+        if not os.path.isfile(script):
+            raise GeneratorError(f"state script {script!r} not found")
+    if options.key is not None and not os.path.isfile(options.key):
+        raise GeneratorError(f"signing key {options.key!r} not found")
+    check_output_path(options.output_path)
+
+
+def check_output_path(path: str) -> None:
+    target = Path(path)
+    if not path or target.is_dir():
+        raise GeneratorError(f"output path {path!r} is a directory")
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise GeneratorError(f"output path {path!r}: directory {str(folder)!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise GeneratorError(f"output path {path!r}: directory {str(folder)!r} is not writable")
+
+
+def default_resolver(options: GenOptions) -> Resolver:
+    if options.resolver == "docker":
+        return resolve_with_docker
+    client = RegistryClient(insecure=options.insecure_registries)
+    return client.resolve
+
+
+def build_metadata(options: GenOptions, images: Sequence[ResolvedImage]) -> DockerMetadata:
+    """The meta-data object, validated by the same code the device runs."""
+    count = len(images)
+    names = list(options.names) + [""] * (count - len(options.names))
+    extra = list(options.container_args) + [""] * (count - len(options.container_args))
+    metadata = DockerMetadata(
+        containers=tuple(image.pinned for image in images),
+        run_args=options.run_args,
+        names=tuple(names) if options.names else None,
+        container_args=tuple(extra) if options.container_args else None,
+        image_sizes=tuple(image.size for image in images) if options.image_sizes else None,
+        health_timeout=options.health_timeout,
+        health_window=options.health_window,
+        stop_timeout=options.stop_timeout,
+    )
+    return parse_metadata(metadata.to_dict())
+
+
+def build_spec(options: GenOptions, metadata: DockerMetadata) -> ArtifactSpec:
+    """The artifact header, following mender-artifact's rules for module images."""
+    provides: Dict[str, Any] = {}
+    clears: List[str] = list(options.clears_provides)
+    if not options.no_default_software_version:
+        filesystem = options.software_filesystem or "rootfs-image"
+        name = options.software_name or PAYLOAD_TYPE
+        provides[f"{filesystem}.{name}.version"] = options.software_version or options.artifact_name
+        if not options.no_default_clears_provides:
+            clears.append(f"{filesystem}.{name}.*")
+    provides.update(dict(options.provides))
+    artifact_depends: Dict[str, List[str]] = {}
+    if options.artifact_name_depends:
+        artifact_depends["artifact_name"] = list(options.artifact_name_depends)
+    if options.depends_groups:
+        artifact_depends["artifact_group"] = list(options.depends_groups)
+    return ArtifactSpec(
+        artifact_name=options.artifact_name,
+        device_types=list(options.device_types),
+        payload_type=PAYLOAD_TYPE,
+        artifact_group=options.artifact_group,
+        artifact_depends=artifact_depends,
+        provides=provides,
+        depends=dict(options.depends),
+        clears_provides=clears,
+        meta_data=metadata.to_dict(),
+        scripts=[(os.path.basename(path), Path(path).read_bytes()) for path in options.scripts],
+    )
+
+
+def resolve_all(options: GenOptions, resolve: Resolver) -> Tuple[ResolvedImage, ...]:
+    """Resolve the images concurrently (each costs a few round trips to its
+    registry); results and the first error keep the order of the command line.
+    The docker resolver stays sequential, like the original's pulls."""
+    if options.resolver == "docker" or len(options.images) == 1:
+        return tuple(resolve(image, options.platform) for image in options.images)
+    with ThreadPoolExecutor(max_workers=min(8, len(options.images))) as pool:
+        return tuple(pool.map(lambda image: resolve(image, options.platform), options.images))
+
+
+def load_signer(path: str) -> Any:
+    try:
+        return load_private_key(path)
+    except MenderDockerError as exc:
+        raise GeneratorError(f"signing key {path!r}: {exc}") from None
+
+
+def generate(options: GenOptions, resolver: Optional[Resolver] = None) -> GenResult:
+    """Resolve every image, then write the artifact atomically to options.output_path."""
+    check_options(options)
+    signer = load_signer(options.key) if options.key else None  # before any network
+    images = resolve_all(options, resolver or default_resolver(options))
+    metadata = build_metadata(options, images)
+    spec = build_spec(options, metadata)
+    write_artifact(
+        options.output_path, spec, files=[], compression=options.compression, signer=signer
+    )
+    return GenResult(options.output_path, metadata, images, spec)
+
+
+def summary(result: GenResult) -> str:
+    """A short account of what was written, in the spirit of `mender-artifact read`."""
+    spec = result.spec
+    lines = [
+        f"Artifact {result.output_path} generated successfully:",
+        f"  Name: {spec.artifact_name}",
+        f"  Compatible devices: {', '.join(spec.device_types)}",
+        f"  Type: {spec.payload_type}",
+    ]
+    if spec.artifact_group:
+        lines.append(f"  Provides group: {spec.artifact_group}")
+    for key, value in spec.artifact_depends.items():
+        lines.append(f"  Depends on {key}: {', '.join(value)}")
+    lines.append("  Provides:" if spec.provides else "  Provides: nothing")
+    lines += [f"    {key}: {value}" for key, value in spec.provides.items()]
+    if spec.depends:
+        lines.append("  Depends:")
+        lines += [f"    {key}: {value}" for key, value in spec.depends.items()]
+    lines.append(f"  Clears provides: {', '.join(spec.clears_provides) or 'nothing'}")
+    lines.append("  Containers:")
+    for image in result.images:
+        lines.append(f"    {image.pinned}  ({image.size} bytes compressed)")
+    if result.metadata.run_args:
+        lines.append(f"  Run args: {result.metadata.run_args}")
+    return "\n".join(lines)

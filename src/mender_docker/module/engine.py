@@ -1,0 +1,265 @@
+"""The container engine: one `run()` choke point over the docker (or podman) CLI.
+
+Commands are argument lists, never shell strings. Failures become EngineError
+subclasses picked from the stderr text, so callers can tell "it is gone" from
+"the daemon is down". `ContainerEngine` is the interface the states use; the
+tests' fake engine implements the same methods.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any, List, Mapping, Optional, Protocol, Sequence, Tuple
+
+from mender_docker.module.errors import (
+    DaemonDownError,
+    EngineError,
+    EngineMissingError,
+    NoSuchObjectError,
+)
+
+_NOT_FOUND_MARKERS = (
+    "no such container",
+    "no such image",
+    "no such object",
+    "not found",
+    "no container with name or id",
+    "image not known",
+)
+_DAEMON_DOWN_MARKERS = (
+    "cannot connect to the docker daemon",
+    "is the docker daemon running",
+    "error during connect",
+    "unable to connect to podman",
+)
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """What the module needs to know about one container (from `inspect`)."""
+
+    id: str
+    name: str
+    image: str  # the reference it was started from
+    image_id: str
+    running: bool
+    status: str  # running, exited, restarting, created, ...
+    exit_code: int = 0
+    restart_policy: str = "no"  # in `--restart` syntax, e.g. "on-failure:3"
+    health: Optional[str] = None  # starting | healthy | unhealthy, None without healthcheck
+    started_at: str = ""  # changes when the engine restarts it
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    id: str
+    repo_digests: Tuple[str, ...]
+    size: int = 0
+
+
+def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
+    """One element of `docker inspect` output for a container."""
+    state = data.get("State") or {}
+    config = data.get("Config") or {}
+    policy = (data.get("HostConfig") or {}).get("RestartPolicy") or {}
+    name = str(policy.get("Name") or "no")
+    if name == "on-failure" and policy.get("MaximumRetryCount"):
+        name = f"on-failure:{policy['MaximumRetryCount']}"
+    health = state.get("Health") or state.get("Healthcheck") or None
+    status = str(state.get("Status") or ("running" if state.get("Running") else "exited"))
+    return ContainerInfo(
+        id=str(data["Id"]),
+        name=str(data.get("Name") or "").lstrip("/"),
+        image=str(config.get("Image") or data.get("ImageName") or ""),
+        image_id=str(data.get("Image") or ""),
+        running=bool(state.get("Running")) and status == "running",
+        status=status,
+        exit_code=int(state.get("ExitCode") or 0),
+        restart_policy=name,
+        health=str(health["Status"]) if health and health.get("Status") else None,
+        started_at=str(state.get("StartedAt") or ""),
+        labels=dict(config.get("Labels") or {}),
+    )
+
+
+def parse_image(data: Mapping[str, Any]) -> ImageInfo:
+    return ImageInfo(
+        id=str(data["Id"]),
+        repo_digests=tuple(str(d) for d in data.get("RepoDigests") or ()),
+        size=int(data.get("Size") or 0),
+    )
+
+
+class ContainerEngine(Protocol):
+    """The operations the states need; `Engine` runs them, tests fake them."""
+
+    def version(self) -> str: ...
+    def data_root(self) -> Optional[str]: ...
+    def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]: ...
+    def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]: ...
+    def inspect_image(self, ref: str) -> Optional[ImageInfo]: ...
+    def pull(self, ref: str) -> None: ...
+    def create_and_start(
+        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
+    ) -> str: ...
+    def stop(self, container_id: str, timeout: float) -> None: ...
+    def start(self, container_id: str) -> None: ...
+    def rename(self, container_id: str, new_name: str) -> None: ...
+    def set_restart_policy(self, container_id: str, policy: str) -> None: ...
+    def remove_container(self, container_id: str) -> None: ...
+    def remove_image(self, ref: str) -> None: ...
+    def logs_tail(self, container_id: str, lines: int) -> str: ...
+
+
+class Engine:
+    """The docker CLI (or podman, which takes the same arguments)."""
+
+    def __init__(
+        self,
+        binary: str = "docker",
+        timeout: float = 300.0,
+        pull_timeout: float = 3600.0,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self.binary = binary
+        self.timeout = timeout
+        self.pull_timeout = pull_timeout
+        self.env = None if env is None else {**os.environ, **env}
+
+    def run(
+        self, args: Sequence[str], timeout: Optional[float] = None, merge_stderr: bool = False
+    ) -> str:
+        """The only place a subprocess starts: returns stdout, raises EngineError."""
+        command = [self.binary, *args]
+        resolved = shutil.which(self.binary) if os.sep not in self.binary else self.binary
+        if not resolved:
+            raise EngineMissingError(command, "not on PATH")
+        limit = self.timeout if timeout is None else timeout
+        try:
+            done = subprocess.run(  # noqa: S603 - argument list, no shell
+                [resolved, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+                text=True,
+                errors="replace",
+                timeout=limit,
+                env=self.env,
+                check=False,
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            raise EngineMissingError(command, exc.strerror or str(exc)) from None
+        except subprocess.TimeoutExpired:
+            raise EngineError(command, -1, f"timed out after {limit:g} s") from None
+        if done.returncode != 0:
+            raise classify(command, done.returncode, done.stderr or done.stdout or "")
+        return str(done.stdout)
+
+    def version(self) -> str:
+        """The server's version; raises DaemonDownError when it does not answer.
+
+        Podman without a service has no Server part: its Client version stands in."""
+        out = self.run(["version", "--format", "{{json .}}"])
+        try:
+            data = json.loads(out)
+        except ValueError:
+            return out.strip() or "unknown"
+        if not isinstance(data, dict):
+            return "unknown"
+        part = data.get("Server") or data.get("Client") or {}
+        return str(part.get("Version") or "unknown")
+
+    def data_root(self) -> Optional[str]:
+        try:
+            info = json.loads(self.run(["info", "--format", "{{json .}}"]) or "{}")
+        except ValueError:
+            return None
+        if not isinstance(info, dict):
+            return None
+        # docker: DockerRootDir; podman: store.graphRoot
+        root = info.get("DockerRootDir") or (info.get("store") or {}).get("graphRoot")
+        return str(root) if root else None
+
+    def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]:
+        args = ["ps", "-q", "--no-trunc"]
+        if all:
+            args.append("-a")
+        if label:
+            args += ["--filter", f"label={label}"]
+        return [line.strip() for line in self.run(args).splitlines() if line.strip()]
+
+    def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]:
+        """Inspect containers; ones that vanished meanwhile are left out."""
+        if not ids:
+            return []
+        try:  # one call for all: the health gate polls this
+            return [
+                parse_container(item)
+                for item in json.loads(self.run(["container", "inspect", *ids]))
+            ]
+        except NoSuchObjectError:
+            if len(ids) == 1:
+                return []
+        found: List[ContainerInfo] = []
+        for container_id in ids:  # one vanished id must not hide the others
+            found.extend(self.inspect_containers([container_id]))
+        return found
+
+    def inspect_image(self, ref: str) -> Optional[ImageInfo]:
+        try:
+            data = json.loads(self.run(["image", "inspect", ref]))
+        except NoSuchObjectError:
+            return None
+        return parse_image(data[0]) if data else None
+
+    def pull(self, ref: str) -> None:
+        self.run(["pull", "-q", ref], timeout=self.pull_timeout)
+
+    def create_and_start(
+        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
+        command = ["run", "-d", "--name", name]
+        for key, value in labels.items():
+            command += ["--label", f"{key}={value}"]
+        out = self.run([*command, *args, image])
+        return out.strip().splitlines()[-1].strip()
+
+    def stop(self, container_id: str, timeout: float) -> None:
+        self.run(["stop", "-t", str(int(round(timeout))), container_id], self.timeout + timeout)
+
+    def start(self, container_id: str) -> None:
+        self.run(["start", container_id])
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        self.run(["rename", container_id, new_name])
+
+    def set_restart_policy(self, container_id: str, policy: str) -> None:
+        self.run(["update", "--restart", policy, container_id])
+
+    def remove_container(self, container_id: str) -> None:
+        self.run(["rm", "-f", container_id])
+
+    def remove_image(self, ref: str) -> None:
+        self.run(["rmi", ref])
+
+    def logs_tail(self, container_id: str, lines: int) -> str:
+        # `docker logs` replays the container's stderr on ours: merge both streams.
+        try:
+            return self.run(["logs", "--tail", str(lines), container_id], merge_stderr=True)
+        except EngineError as exc:
+            return f"(no logs: {exc})"
+
+
+def classify(command: Sequence[str], returncode: int, stderr: str) -> EngineError:
+    """Pick the error class from what the engine said."""
+    text = stderr.lower()
+    if any(marker in text for marker in _DAEMON_DOWN_MARKERS):
+        return DaemonDownError(command, returncode, stderr)
+    if any(marker in text for marker in _NOT_FOUND_MARKERS):
+        return NoSuchObjectError(command, returncode, stderr)
+    return EngineError(command, returncode, stderr)

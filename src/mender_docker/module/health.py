@@ -1,0 +1,66 @@
+"""The health gate: every new container must stay up for a window within a timeout."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+from mender_docker.module.context import Context
+from mender_docker.module.engine import ContainerInfo
+from mender_docker.module.errors import HealthCheckError
+from mender_docker.module.log import log, short
+
+POLL_SECONDS = 0.5
+LOG_LINES = 10
+
+
+def is_good(info: ContainerInfo) -> bool:
+    return info.running and info.health in (None, "healthy")
+
+
+def wait_healthy(ctx: Context, ids: Sequence[str], timeout: float, window: float) -> None:
+    """Return once all `ids` were seen up (and healthy, given a healthcheck) without a
+    restart for `window` seconds; raise HealthCheckError at `timeout` or on a dead end."""
+    if not ids:
+        return
+    log(f"health gate: {len(ids)} container(s) must stay up {window:g} s within {timeout:g} s")
+    deadline = ctx.clock() + timeout
+    # id -> (first time seen good, StartedAt then): a restart in between resets it
+    good_since: Dict[str, Optional[Tuple[float, str]]] = {i: None for i in ids}
+    last: Dict[str, ContainerInfo] = {}
+    while True:
+        now = ctx.clock()
+        seen = {c.id: c for c in ctx.engine.inspect_containers(ids)}
+        for container_id in ids:
+            info = seen.get(container_id)
+            if info is None:
+                raise HealthCheckError(f"new container {short(container_id)} has disappeared")
+            last[container_id] = info
+            since = good_since[container_id]
+            if not is_good(info):
+                good_since[container_id] = None
+                if info.status in ("exited", "dead") and info.restart_policy == "no":
+                    fail(ctx, info, "exited and will not be restarted")
+            elif since is None or since[1] != info.started_at:
+                good_since[container_id] = (now, info.started_at)
+        if all(_passed(s, now, window) for s in good_since.values()):
+            log("health gate passed")
+            return
+        if now >= deadline:
+            waiting: List[ContainerInfo] = [
+                last[i] for i in ids if not _passed(good_since[i], now, window)
+            ]
+            fail(ctx, waiting[0], f"did not stay up for {window:g} s within {timeout:g} s")
+        ctx.sleep(max(0.0, min(POLL_SECONDS, deadline - now)) or POLL_SECONDS)
+
+
+def _passed(since: Optional[Tuple[float, str]], now: float, window: float) -> bool:
+    return since is not None and now - since[0] >= window
+
+
+def fail(ctx: Context, info: ContainerInfo, why: str) -> None:
+    state = info.status if info.health is None else f"{info.status}, health {info.health}"
+    if not info.running:
+        state += f", exit code {info.exit_code}"
+    for line in ctx.engine.logs_tail(info.id, LOG_LINES).splitlines()[-LOG_LINES:]:
+        log(f"  {info.name} log: {line}")
+    raise HealthCheckError(f"container {info.name} ({short(info.id)}) {why} ({state})")

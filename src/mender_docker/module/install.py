@@ -1,0 +1,171 @@
+"""ArtifactInstall: journal first, then stop what changes, start the new, gate on health.
+
+Containers whose name, image digest and arguments are unchanged (same
+config-hash label) keep running untouched. Every change is recorded in the
+journal before it is made, so `rollback.undo` can restore the previous state
+from any point, even after SIGKILL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Sequence
+
+from mender_docker.module.context import Context
+from mender_docker.module.download import (
+    UNFINISHED,
+    allowed_plan,
+    finish_earlier_deployment,
+    prepare_images,
+)
+from mender_docker.module.engine import ContainerInfo
+from mender_docker.module.errors import DeploymentError
+from mender_docker.module.health import wait_healthy
+from mender_docker.module.journal import (
+    DOWNLOADED,
+    DOWNLOADING,
+    INSTALLED,
+    INSTALLING,
+    ROLLED_BACK,
+)
+from mender_docker.module.log import log, short
+from mender_docker.module.rollback import undo
+from mender_docker.spec import PlannedContainer
+
+PREVIOUS_SUFFIX = "mender-prev"
+
+
+def config_hash(item: PlannedContainer) -> str:
+    """Identifies what a container runs: same hash, nothing to redeploy."""
+    payload = json.dumps([item.name, item.image, list(item.args)], separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def run_arguments(item: PlannedContainer) -> List[str]:
+    """The artifact's arguments, plus a restart policy unless they choose one."""
+    args = list(item.args)
+    chooses = any(a == "--rm" or a == "--restart" or a.startswith("--restart=") for a in args)
+    return args if chooses else ["--restart", "unless-stopped", *args]
+
+
+def is_managed(ctx: Context, info: ContainerInfo) -> bool:
+    return info.labels.get(ctx.label("managed")) == "1"
+
+
+def install(ctx: Context) -> None:
+    meta = ctx.read_metadata()
+    plan = allowed_plan(ctx, meta)
+    deployment_id = ctx.deployment_id(create=True)
+    assert deployment_id is not None
+    journal = ctx.store.load()
+    current = journal.deployment
+    if current is not None and current.id == deployment_id and current.phase in UNFINISHED:
+        log(f"an earlier install of {current.artifact} did not finish: undoing it first")
+        undo(ctx, journal)
+    elif (
+        current is not None
+        and current.id == deployment_id
+        and current.phase not in (DOWNLOADING, DOWNLOADED, ROLLED_BACK)
+    ):
+        raise DeploymentError(f"deployment {current.artifact} is already {current.phase}")
+    if current is None or current.id != deployment_id:
+        finish_earlier_deployment(ctx)
+    # Download normally did this; re-checking is cheap and covers a lost image.
+    prepare_images(ctx, meta, deployment_id)
+    journal = ctx.store.load()
+    deployment = journal.deployment
+    assert deployment is not None
+
+    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
+    by_name = {c.name: c for c in everything}
+    in_scope = [
+        c for c in everything if c.running and (ctx.config.scope == "all" or is_managed(ctx, c))
+    ]
+    hashes = {item.name: config_hash(item) for item in plan}
+    kept = [
+        c
+        for c in in_scope
+        if is_managed(ctx, c) and hashes.get(c.name) == c.labels.get(ctx.label("config-hash"))
+    ]
+    kept_names = {c.name for c in kept}
+    to_create = [item for item in plan if item.name not in kept_names]
+    to_stop = [c for c in in_scope if c not in kept]
+    renames: List[Dict[str, str]] = []
+    for item in to_create:
+        holder = by_name.get(item.name)
+        if holder is None:
+            continue
+        if ctx.config.scope == "managed" and not is_managed(ctx, holder):
+            raise DeploymentError(
+                f"container name {item.name!r} is taken by container {short(holder.id)}, "
+                "which mender-docker does not manage (scope = managed)"
+            )
+        new_name = f"{item.name}-{PREVIOUS_SUFFIX}-{deployment_id[:8]}"
+        renames.append({"id": holder.id, "from": item.name, "to": new_name})
+
+    deployment.phase = INSTALLING
+    deployment.scope = ctx.config.scope
+    deployment.planned = [
+        {"name": i.name, "image": i.image, "config_hash": hashes[i.name]} for i in plan
+    ]
+    deployment.previous = [
+        {
+            "id": c.id,
+            "name": c.name,
+            "restart_policy": c.restart_policy,
+            "managed": is_managed(ctx, c),
+        }
+        for c in in_scope
+    ]
+    deployment.kept = [c.id for c in kept]
+    deployment.stopped = [c.id for c in to_stop]
+    deployment.renamed = renames
+    deployment.created = []
+    ctx.store.save(journal)  # the previous state is safe: now change things
+
+    for c in kept:
+        log(f"keeping {c.name} ({short(c.id)}): unchanged")
+    stop_all(ctx, to_stop, meta.stop_timeout)
+    for entry in renames:
+        log(f"renaming {entry['from']} ({short(entry['id'])}) to {entry['to']}")
+        ctx.engine.rename(entry["id"], entry["to"])
+    for item in to_create:
+        log(f"starting {item.name} from {item.image}")
+        labels = {
+            ctx.label("managed"): "1",
+            ctx.label("artifact"): deployment.artifact,
+            ctx.label("deployment"): deployment.id,
+            ctx.label("config-hash"): hashes[item.name],
+        }
+        args = run_arguments(item)
+        container_id = ctx.engine.create_and_start(item.name, item.image, args, labels)
+        deployment.created.append(container_id)
+        ctx.store.save(journal)
+
+    timeout = ctx.config.health_timeout if meta.health_timeout is None else meta.health_timeout
+    window = ctx.config.health_window if meta.health_window is None else meta.health_window
+    wait_healthy(ctx, deployment.created, timeout, window)
+    deployment.phase = INSTALLED
+    ctx.store.save(journal)
+    log(f"installed {deployment.artifact}: {len(deployment.created)} started, {len(kept)} kept")
+
+
+def stop_all(ctx: Context, containers: Sequence[ContainerInfo], timeout: Optional[float]) -> None:
+    """No restart while pending (a dockerd restart must not revive them), then stop in
+    parallel: the outage is one stop timeout, not one per container."""
+    seconds = ctx.config.stop_timeout if timeout is None else timeout
+    for c in containers:
+        if c.restart_policy != "no":
+            ctx.engine.set_restart_policy(c.id, "no")
+    if not containers:
+        return
+
+    def stop(c: ContainerInfo) -> None:
+        log(f"stopping {c.name} ({short(c.id)})")
+        ctx.engine.stop(c.id, seconds)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(containers))) as pool:
+        for future in [pool.submit(stop, c) for c in containers]:
+            future.result()

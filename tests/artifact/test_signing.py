@@ -1,0 +1,97 @@
+"""Key loading in every common PEM form; signatures in mender-artifact's encoding."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Dict
+
+import pytest
+
+from mender_docker.artifact import (
+    SignatureError,
+    load_private_key,
+    load_public_key,
+    read_artifact,
+    sign_manifest,
+    verify_manifest,
+)
+from tests.artifact.helpers import mender_artifact, openssl, write_sample
+
+MESSAGE = b"0" * 64 + b"  version\n"
+
+
+@pytest.mark.parametrize("private,public", [
+    ("rsa", "rsa_pub"), ("rsa_pkcs8", "rsa_pub"), ("rsa", "rsa_pub_pkcs1"),
+    ("ec", "ec_pub"), ("ec_pkcs8", "ec_pub"), ("ed", "ed_pub"),
+    ("rsa", "rsa"), ("ec", "ec_pkcs8")])  # a private key also serves to verify
+def test_every_pem_form_signs_and_verifies(keys: Dict[str, Path], private: str,
+                                           public: str) -> None:
+    signature = sign_manifest(MESSAGE, load_private_key(keys[private]))
+    verify_manifest(MESSAGE, signature, load_public_key(keys[public]))
+    verify_manifest(MESSAGE, signature, load_public_key(keys[public].read_bytes()))
+    with pytest.raises(SignatureError):
+        verify_manifest(MESSAGE + b"x", signature, load_public_key(keys[public]))
+
+
+def test_signature_encodings(keys: Dict[str, Path]) -> None:
+    """RSA-2048: 256 raw bytes; ECDSA P-256: 64 bytes r||s; both base64 without newline."""
+    rsa = sign_manifest(MESSAGE, load_private_key(keys["rsa"]))
+    ec = sign_manifest(MESSAGE, load_private_key(keys["ec"]))
+    assert len(base64.b64decode(rsa, validate=True)) == 256
+    assert len(base64.b64decode(ec, validate=True)) == 64
+    assert b"\n" not in rsa + ec
+
+
+def test_der_ecdsa_signature_accepted_on_verify(keys: Dict[str, Path]) -> None:
+    """mender-artifact accepts a DER ECDSA signature too (e.g. from KMS signers)."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    key = load_private_key(keys["ec"])
+    assert isinstance(key, ec.EllipticCurvePrivateKey)
+    der = key.sign(MESSAGE, ec.ECDSA(hashes.SHA256()))
+    verify_manifest(MESSAGE, base64.b64encode(der), load_public_key(keys["ec_pub"]))
+
+
+@pytest.mark.parametrize("form", ["rsa_pkcs8", "ec_pkcs8"])
+def test_reference_tool_verifies_signatures_made_with_pkcs8_keys(
+    tmp_path: Path, keys: Dict[str, Path], form: str
+) -> None:
+    path = write_sample(tmp_path / "a.mender", signer=load_private_key(keys[form]))
+    public = keys["rsa_pub" if form.startswith("rsa") else "ec_pub"]
+    assert "validated successfully" in mender_artifact("validate", "-k", str(public),
+                                                       str(path)).stdout
+
+
+def test_ed25519_round_trip(tmp_path: Path, keys: Dict[str, Path]) -> None:
+    path = write_sample(tmp_path / "a.mender", signer=load_private_key(keys["ed"]))
+    assert read_artifact(path, verify_key=load_public_key(keys["ed_pub"])).signature_verified
+    with pytest.raises(SignatureError):
+        read_artifact(path, verify_key=load_public_key(keys["ec_pub"]))
+
+
+def test_unusable_keys_are_refused(tmp_path: Path, keys: Dict[str, Path]) -> None:
+    small = tmp_path / "small.pem"
+    openssl("genrsa", "-traditional", "-out", str(small), "1024")
+    encrypted = tmp_path / "enc.pem"
+    openssl("genpkey", "-algorithm", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-aes256", "-pass", "pass:secret", "-out", str(encrypted))
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("-----BEGIN PRIVATE KEY-----\nnope\n-----END PRIVATE KEY-----\n")
+    with pytest.raises(SignatureError, match="1024 bits"):
+        load_private_key(small)
+    with pytest.raises(SignatureError, match="secp384r1"):
+        load_private_key(keys["ec384"])
+    with pytest.raises(SignatureError, match="secp384r1"):
+        load_public_key(keys["ec384"])
+    with pytest.raises(SignatureError):
+        load_private_key(encrypted)
+    with pytest.raises(SignatureError):
+        load_private_key(garbage)
+    with pytest.raises(SignatureError):
+        load_public_key(garbage)
+    with pytest.raises(SignatureError):
+        load_private_key(keys["ec_pub"])  # a public key cannot sign
+    with pytest.raises(FileNotFoundError):
+        load_private_key(tmp_path / "missing.pem")

@@ -1,0 +1,259 @@
+"""A fake container engine: containers and images in memory, every call recorded.
+
+It implements `mender_docker.module.engine.ContainerEngine`. `crash_at = N`
+raises SimulatedCrash (a BaseException, like SIGKILL nothing catches it) at
+the N-th call, to prove the module recovers from a crash at any point.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
+
+from mender_docker.module.engine import ContainerInfo, ImageInfo
+from mender_docker.module.errors import DaemonDownError, EngineError, NoSuchObjectError
+
+MUTATING = {
+    "pull",
+    "create_and_start",
+    "stop",
+    "start",
+    "rename",
+    "set_restart_policy",
+    "remove_container",
+    "remove_image",
+}
+
+
+class SimulatedCrash(BaseException):
+    """The process died here."""
+
+
+@dataclass
+class FakeImage:
+    id: str
+    refs: Set[str]  # repo@sha256:... references
+    size: int = 1000
+    behaviour: str = "ok"  # ok | exits | unhealthy | healthy
+
+
+@dataclass
+class FakeContainer:
+    id: str
+    name: str
+    image: str
+    image_id: str
+    args: Tuple[str, ...]
+    labels: Dict[str, str]
+    restart_policy: str = "no"
+    running: bool = True
+    exit_code: int = 0
+    health: Optional[str] = None
+    started: int = 0
+
+
+def digest_of(text: str) -> str:
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class FakeEngine:
+    data_root_dir: Optional[str] = None
+    containers: Dict[str, FakeContainer] = field(default_factory=dict)
+    images: Dict[str, FakeImage] = field(default_factory=dict)
+    registry: Dict[str, FakeImage] = field(default_factory=dict)  # ref -> what a pull gets
+    calls: List[Tuple[str, ...]] = field(default_factory=list)
+    crash_at: Optional[int] = None
+    daemon_down: bool = False
+    _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+
+    # -- test helpers ------------------------------------------------------------------
+    def publish(self, repo: str, version: str, behaviour: str = "ok", size: int = 1000) -> str:
+        """Put an image in the fake registry; returns its pinned reference."""
+        ref = f"{repo}@{digest_of(repo + ':' + version)}"
+        self.registry[ref] = FakeImage(digest_of("config" + ref), {ref}, size, behaviour)
+        return ref
+
+    def preload(self, ref: str) -> None:
+        """Make a published image present on the device."""
+        src = self.registry[ref]
+        self.images[src.id] = FakeImage(src.id, set(src.refs), src.size, src.behaviour)
+
+    def add_container(
+        self,
+        name: str,
+        ref: str,
+        running: bool = True,
+        restart_policy: str = "always",
+        labels: Optional[Dict[str, str]] = None,
+    ) -> str:
+        self.preload(ref)
+        container_id = self._new_id()
+        self.containers[container_id] = FakeContainer(
+            container_id,
+            name,
+            ref,
+            self.registry[ref].id,
+            (),
+            dict(labels or {}),
+            restart_policy,
+            running,
+        )
+        return container_id
+
+    def snapshot(self) -> List[Tuple[str, str, bool, str]]:
+        """What matters to the user: name, image, running, restart policy."""
+        return sorted(
+            (c.name, c.image, c.running, c.restart_policy) for c in self.containers.values()
+        )
+
+    def mutations(self) -> List[Tuple[str, ...]]:
+        return [call for call in self.calls if call[0] in MUTATING]
+
+    def by_name(self, name: str) -> FakeContainer:
+        return next(c for c in self.containers.values() if c.name == name)
+
+    # -- plumbing ------------------------------------------------------------------------
+    def _new_id(self) -> str:
+        return hashlib.sha256(str(next(self._ids)).encode()).hexdigest()
+
+    def _call(self, *call: str) -> None:
+        self.calls.append(call)
+        if self.crash_at is not None and len(self.calls) >= self.crash_at:
+            self.crash_at = None
+            raise SimulatedCrash(f"crash at call {len(self.calls)}: {call}")
+        if self.daemon_down:
+            raise DaemonDownError(["docker", *call], 1, "Cannot connect to the Docker daemon")
+
+    def _container(self, container_id: str) -> FakeContainer:
+        found = self.containers.get(container_id)
+        if found is None:
+            found = next((c for c in self.containers.values() if c.name == container_id), None)
+        if found is None:
+            raise NoSuchObjectError(["docker"], 1, f"No such container: {container_id}")
+        return found
+
+    def _image(self, ref: str) -> Optional[FakeImage]:
+        return next((i for i in self.images.values() if ref in i.refs or ref == i.id), None)
+
+    def _check_name(self, name: str) -> None:
+        if any(c.name == name for c in self.containers.values()):
+            raise EngineError(["docker"], 125, f'Conflict. The container name "/{name}" is in use')
+
+    # -- ContainerEngine -----------------------------------------------------------------
+    def version(self) -> str:
+        self._call("version")
+        return "fake-1.0"
+
+    def data_root(self) -> Optional[str]:
+        self._call("data_root")
+        return self.data_root_dir
+
+    def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]:
+        self._call("list_containers", str(all), label or "")
+        key, _, value = (label or "").partition("=")
+        return [
+            c.id
+            for c in self.containers.values()
+            if (all or c.running) and (not label or c.labels.get(key) == value)
+        ]
+
+    def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]:
+        self._call("inspect_containers", *ids)
+        out = []
+        for container_id in ids:
+            c = self.containers.get(container_id)
+            if c is None:
+                continue
+            out.append(
+                ContainerInfo(
+                    id=c.id,
+                    name=c.name,
+                    image=c.image,
+                    image_id=c.image_id,
+                    running=c.running,
+                    status="running" if c.running else "exited",
+                    exit_code=c.exit_code,
+                    restart_policy=c.restart_policy,
+                    health=c.health,
+                    started_at=str(c.started),
+                    labels=dict(c.labels),
+                )
+            )
+        return out
+
+    def inspect_image(self, ref: str) -> Optional[ImageInfo]:
+        self._call("inspect_image", ref)
+        image = self._image(ref)
+        return None if image is None else ImageInfo(image.id, tuple(sorted(image.refs)), image.size)
+
+    def pull(self, ref: str) -> None:
+        self._call("pull", ref)
+        if ref not in self.registry:
+            raise NoSuchObjectError(["docker", "pull"], 1, f"manifest for {ref} not found")
+        src = self.registry[ref]
+        have = self.images.setdefault(src.id, FakeImage(src.id, set(), src.size, src.behaviour))
+        have.refs |= src.refs
+
+    def create_and_start(
+        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
+        self._call("create_and_start", name, image, *args)
+        found = self._image(image)
+        if found is None:
+            raise NoSuchObjectError(["docker", "run"], 125, f"No such image: {image}")
+        self._check_name(name)
+        policy = "no"
+        if "--restart" in args:
+            policy = args[list(args).index("--restart") + 1]
+        container_id = self._new_id()
+        container = FakeContainer(
+            container_id, name, image, found.id, tuple(args), dict(labels), policy, True
+        )
+        if found.behaviour == "exits":
+            container.running, container.exit_code = False, 1
+        elif found.behaviour in ("unhealthy", "healthy"):
+            container.health = found.behaviour
+        self.containers[container_id] = container
+        return container_id
+
+    def stop(self, container_id: str, timeout: float) -> None:
+        self._call("stop", container_id)
+        self._container(container_id).running = False
+
+    def start(self, container_id: str) -> None:
+        self._call("start", container_id)
+        container = self._container(container_id)
+        container.running = True
+        container.started += 1
+
+    def rename(self, container_id: str, new_name: str) -> None:
+        self._call("rename", container_id, new_name)
+        container = self._container(container_id)
+        self._check_name(new_name)
+        container.name = new_name
+
+    def set_restart_policy(self, container_id: str, policy: str) -> None:
+        self._call("set_restart_policy", container_id, policy)
+        self._container(container_id).restart_policy = policy
+
+    def remove_container(self, container_id: str) -> None:
+        self._call("remove_container", container_id)
+        del self.containers[self._container(container_id).id]
+
+    def remove_image(self, ref: str) -> None:
+        self._call("remove_image", ref)
+        image = self._image(ref)
+        if image is None:
+            raise NoSuchObjectError(["docker", "rmi"], 1, f"No such image: {ref}")
+        if any(c.image_id == image.id for c in self.containers.values()):
+            raise EngineError(["docker", "rmi"], 1, "conflict: image is being used")
+        image.refs.discard(ref)
+        if not image.refs:
+            del self.images[image.id]
+
+    def logs_tail(self, container_id: str, lines: int) -> str:
+        self._call("logs_tail", container_id)
+        return "fake: something went wrong\n"

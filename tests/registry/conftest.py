@@ -1,0 +1,1 @@
+from tests.registry.fixtures import basic_registry, pushed  # noqa: F401
