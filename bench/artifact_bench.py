@@ -104,8 +104,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         t = run_measured([tool, "read", theirs], tmp)
         rows.append(("read (ref: `read`)", o, t))
         sizes = (os.path.getsize(ours), os.path.getsize(theirs))
+    levels = {
+        "gzip": " (ours: zlib level 6, pigz-style blocks; ref: klauspost/pgzip, level 6)",
+        "lzma": " (ours: xz preset 6; ref: ulikunitz/xz, 64 MiB dictionary)",
+    }
     print(f"payload {args.size_mb} MiB, compression {args.compression}"
-          f" (ours: zlib level 6; ref: Go flate default = 6)")
+          f"{levels.get(args.compression, '')}")
     print(f"artifact size: ours {sizes[0] / 2**20:.1f} MiB, ref {sizes[1] / 2**20:.1f} MiB")
     print(f"| {'step':<22} | {'ours s':>7} | {'ref s':>7} | {'ref/ours':>8} "
           f"| {'ours peak RSS MiB':>17} | {'ref peak RSS MiB':>16} |")

@@ -97,4 +97,5 @@ def test_mender_client_refuses_our_artifact_signed_with_another_key(
     path = _artifact(tmp_path, payload_type, load_private_key(keys["ec"]))
     installed = mender_device.install(path)
     assert installed.returncode != 0
+    assert "signature" in installed.stderr
     assert not (out / "states").exists() or "ArtifactInstall" not in (out / "states").read_text()

@@ -38,9 +38,19 @@ class PushedSet:
         return f"{self.host}/{self.prefix}/{name}:{tag}"
 
 
+# tests/registry and tests/gen both use `pushed`: push once per registry.
+_PUSHED: Dict[str, PushedSet] = {}
+
+
 @pytest.fixture(scope="session")
 def pushed(registry: Registry) -> PushedSet:
     """A few images, including a 3-platform OCI index, pushed via the HTTP API."""
+    if registry.host not in _PUSHED:
+        _PUSHED[registry.host] = _push_set(registry)
+    return _PUSHED[registry.host]
+
+
+def _push_set(registry: Registry) -> PushedSet:
     assert BUSYBOX.exists(), "busybox-static is missing (/bin/busybox)"
     busybox = BUSYBOX.read_bytes()
     prefix = f"regtest{uuid.uuid4().hex[:8]}"

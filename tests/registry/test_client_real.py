@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.client
 import socket
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Optional
 
 import pytest
 
@@ -160,36 +161,40 @@ def test_unreachable_registry_is_named() -> None:
         resolve(f"{host}/x/y:1")
 
 
-def test_stopped_registry_is_unreachable(tmp_path: Path, pushed: PushedSet) -> None:
+def test_stopped_registry_is_unreachable(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "reg")
     reg.start()
-    push_image(reg.host, "a/b", "1", [{"f": b"1"}])
-    assert resolve(f"{reg.host}/a/b:1").digest
-    reg.stop()
+    try:
+        push_image(reg.host, "a/b", "1", [{"f": b"1"}])
+        assert resolve(f"{reg.host}/a/b:1").digest
+    finally:
+        reg.stop()
     with pytest.raises(RegistryError, match=f"registry {reg.host} is unreachable"):
         resolve(f"{reg.host}/a/b:1")
 
 
-def _external_ip() -> str:
-    """A non-loopback address of this machine (the default route's source)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.connect(("192.0.2.1", 9))  # no packet is sent for UDP connect
-        address: str = sock.getsockname()[0]
-    assert not address.startswith("127."), "test needs a non-loopback IPv4 address"
-    return address
+class ResolvingTransport(HttpTransport):
+    """Connects `registry.test` to 127.0.0.1, like `curl --resolve`: a registry host that
+    is not loopback by name, without sending anything off this machine."""
+
+    def _connect(self, scheme: str, host: str, port: Optional[int]) -> http.client.HTTPConnection:
+        return super()._connect(scheme, "127.0.0.1" if host == "registry.test" else host, port)
 
 
 def test_insecure_registry_switches_to_plain_http(pushed: PushedSet) -> None:
-    with TokenAuthProxy(pushed.host, bind=_external_ip(), require_token=False) as front:
-        ref = f"{front.host}/{pushed.prefix}/single:v1"
-        # Not loopback: HTTPS first, and this registry speaks plain HTTP.
+    with TokenAuthProxy(pushed.host, require_token=False) as front:
+        host = "registry.test:" + front.host.rsplit(":", 1)[1]
+        ref = f"{host}/{pushed.prefix}/single:v1"
+        # Not loopback by name: HTTPS first, and this registry speaks plain HTTP.
         with pytest.raises(RegistryError) as caught:
-            resolve(ref)
-        assert f"registry {front.host}" in str(caught.value)
+            resolve(ref, transport=ResolvingTransport())
+        assert f"registry {host}" in str(caught.value)
         assert "--insecure-registry" in str(caught.value)
-        assert resolve(ref, insecure=[front.host]).digest == pushed.single.digest
-        env: Dict[str, str] = {"MENDER_DOCKER_INSECURE_REGISTRIES": front.host}
-        assert RegistryClient(environ=env).resolve(ref).digest == pushed.single.digest
+        resolved = resolve(ref, insecure=[host], transport=ResolvingTransport())
+        assert resolved.digest == pushed.single.digest
+        env: Dict[str, str] = {"MENDER_DOCKER_INSECURE_REGISTRIES": host}
+        client = RegistryClient(transport=ResolvingTransport(), environ=env)
+        assert client.resolve(ref).digest == pushed.single.digest
 
 
 def test_agrees_with_docker_push_and_docker_resolver(image_factory: ImageFactory) -> None:

@@ -26,6 +26,22 @@ from typing import IO, Any, Deque, Dict, Optional, Tuple, Type, cast
 
 from mender_docker.errors import ArtifactError
 
+try:  # Optional: ISA-L's inflate (python-isal) is 2-3x zlib's; same API, same checks.
+    from isal import isal_zlib as _isal_zlib
+except ImportError:  # pragma: no cover - depends on the platform's wheels
+    _isal_zlib = None
+
+_INFLATE_ERRORS: Tuple[Type[BaseException], ...] = (
+    (zlib.error,) if _isal_zlib is None else (zlib.error, _isal_zlib.error))
+INFLATER = "zlib" if _isal_zlib is None else "isal"
+
+
+def _decompressobj() -> Any:
+    """A gzip (wbits 31) inflater: ISA-L's when installed, else zlib's."""
+    if _isal_zlib is not None:
+        return _isal_zlib.decompressobj(31)
+    return zlib.decompressobj(31)
+
 # name -> suffix added to ".tar" (mender-artifact's names for --compression).
 COMPRESSIONS: Dict[str, str] = {"none": "", "gzip": ".gz", "lzma": ".xz", "zstd": ".zst"}
 # Go's compress/gzip DefaultCompression is zlib level 6: match it.
@@ -35,7 +51,8 @@ XZ_PRESET = 6
 GZIP_BLOCK = 256 << 10
 _SAMPLE = 4 << 10
 _WINDOW = 32 << 10
-_INPUT_CHUNK = 1 << 20
+_INPUT_CHUNK = 256 << 10  # compressed bytes read at a time
+_OUTPUT_CHUNK = 1 << 20
 _GZIP_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"  # no name, mtime 0, OS unknown
 
 
@@ -202,12 +219,13 @@ class ParallelGzipWriter:
 
 class GzipReader:
     """Decompresses gzip (one or more members) from `raw` with read(n) -> <= n bytes.
-    zlib checks each member's CRC-32 and length at its end; trailing junk is an error."""
+    The inflater checks each member's CRC-32 and length at its end; trailing junk is an
+    error. Errors of either inflater surface as zlib.error (see decompress_errors)."""
 
     def __init__(self, raw: IO[bytes]) -> None:
         self._raw = raw
-        self._zlib = zlib.decompressobj(31)
-        self._input = b""
+        self._zlib = _decompressobj()
+        self._input: Any = b""
         self._eof = False
 
     def readable(self) -> bool:
@@ -215,18 +233,23 @@ class GzipReader:
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
-            n = _INPUT_CHUNK
-        while not self._eof:
-            if not self._input:
-                self._input = self._raw.read(_INPUT_CHUNK)
+            n = _OUTPUT_CHUNK
+        try:
+            while not self._eof:
                 if not self._input:
-                    raise EOFError("compressed data ends before the end of its stream")
-            out = self._zlib.decompress(self._input, n)
-            self._input = self._zlib.unconsumed_tail
-            if self._zlib.eof:
-                self._next_member(self._zlib.unused_data)
-            if out:
-                return out
+                    self._input = self._raw.read(_INPUT_CHUNK)
+                    if not self._input:
+                        raise EOFError("compressed data ends before the end of its stream")
+                # max_length bounds memory against gzip bombs; the input chunk is small
+                # enough that one call usually consumes it all (no unconsumed_tail copy).
+                out: bytes = self._zlib.decompress(self._input, n)
+                self._input = self._zlib.unconsumed_tail
+                if self._zlib.eof:
+                    self._next_member(self._zlib.unused_data)
+                if out:
+                    return out
+        except _INFLATE_ERRORS as exc:
+            raise zlib.error(str(exc)) from None
         return b""
 
     def _next_member(self, rest: bytes) -> None:
@@ -240,5 +263,5 @@ class GzipReader:
             return
         if rest[:2] != b"\x1f\x8b":
             raise zlib.error("unexpected data after the end of the gzip stream")
-        self._zlib = zlib.decompressobj(31)
+        self._zlib = _decompressobj()
         self._input = rest
