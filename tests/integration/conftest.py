@@ -20,8 +20,6 @@ from tests.realstack import (
     unique,
 )
 
-MANAGED = "io.mender.docker.managed"
-
 
 @pytest.fixture(scope="session")
 def module_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -40,7 +38,10 @@ class Deployer:
         self.work = work
         self.journal = work / "journal"
         self.conf = work / "mender-docker.conf"
+        # A label namespace of its own: runs sharing the daemon never see each other's containers.
+        self.namespace = unique("it.mender")
         self.settings: Dict[str, str] = {
+            "label_namespace": self.namespace,
             "scope": "managed",
             "data_dir": str(self.journal),
             "stop_timeout": "5",
@@ -69,15 +70,19 @@ class Deployer:
         proc = self.device.commit()
         assert proc.returncode == 0, proc.stderr[-4000:]
 
+    def ours(self, all_states: bool = False) -> List[Dict[str, str]]:
+        """Containers carrying this device's label: {id, name, image, state}."""
+        argv = ["docker", "ps", "--no-trunc", "--filter", f"label={self.namespace}.managed",
+                "--format", "{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}"]
+        if all_states:
+            argv.insert(2, "-a")
+        rows = [line.split("\t") for line in run(argv).stdout.splitlines() if line.strip()]
+        return [{"id": r[0], "name": r[1], "image": r[2], "state": r[3]} for r in rows]
 
-def ours(all_states: bool = False) -> List[Dict[str, str]]:
-    """Containers carrying our label: {id, name, image, state}."""
-    argv = ["docker", "ps", "--no-trunc", "--filter", f"label={MANAGED}",
-            "--format", "{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}"]
-    if all_states:
-        argv.insert(2, "-a")
-    rows = [line.split("\t") for line in run(argv).stdout.splitlines() if line.strip()]
-    return [{"id": r[0], "name": r[1], "image": r[2], "state": r[3]} for r in rows]
+    def remove_containers(self) -> None:
+        ids = [c["id"] for c in self.ours(all_states=True)]
+        if ids:
+            run(["docker", "rm", "-f", *ids], check=False)
 
 
 def inspect(container: str) -> Dict[str, object]:
@@ -99,12 +104,6 @@ def http_get(port: int, timeout: float = 10) -> Optional[str]:
             time.sleep(0.2)
 
 
-def remove_ours() -> None:
-    ids = run(["docker", "ps", "-aq", "--filter", f"label={MANAGED}"], check=False).stdout.split()
-    if ids:
-        run(["docker", "rm", "-f", *ids], check=False)
-
-
 @pytest.fixture
 def deployer(
     mender_device: MenderDevice,
@@ -113,10 +112,10 @@ def deployer(
     registry: Registry,
     tmp_path: Path,
 ) -> Iterator[Deployer]:
-    remove_ours()
     mender_device.use_module(module_file)
-    yield Deployer(mender_device, image_factory, tmp_path)
-    remove_ours()
+    deployer = Deployer(mender_device, image_factory, tmp_path)
+    yield deployer
+    deployer.remove_containers()
     # Images the deployments pulled by digest, from this test's registry.
     images = run(["docker", "images", "--format", "{{.Repository}}@{{.ID}}"], check=False).stdout
     for line in images.splitlines():

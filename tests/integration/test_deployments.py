@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Dict
 
-from tests.integration.conftest import Deployer, http_get, inspect, ours
+from tests.integration.conftest import Deployer, http_get, inspect
 from tests.realstack import ImageFactory, free_port, run, unique
 
 
@@ -21,7 +21,7 @@ def test_install_commit_v1_then_v2_then_explicit_rollback(
     assert deployer.device.show_artifact() == "web-v1"
     v1_body = http_get(port)
     assert v1_body is not None and v1_body.endswith(":v1")
-    [v1_container] = ours()
+    [v1_container] = deployer.ours()
     assert v1_container["image"] == web_images["v1"]
 
     proc = deployer.install(a2)
@@ -33,18 +33,18 @@ def test_install_commit_v1_then_v2_then_explicit_rollback(
     assert proc.returncode == 0, proc.stderr[-3000:]
     body = http_get(port)
     assert body is not None and body.endswith(":v1")
-    running = ours()
+    running = deployer.ours()
     assert [c["id"] for c in running] == [v1_container["id"]]
     assert deployer.device.show_artifact() == "web-v1"
     # Nothing of v2 is left behind.
-    assert all(c["image"] != web_images["v2"] for c in ours(all_states=True))
+    assert all(c["image"] != web_images["v2"] for c in deployer.ours(all_states=True))
 
     deployer.deploy(a2)
     assert deployer.device.show_artifact() == "web-v2"
     body = http_get(port)
     assert body is not None and body.endswith(":v2")
     # Commit + cleanup removed v1's container and its image.
-    assert [c["image"] for c in ours(all_states=True)] == [web_images["v2"]]
+    assert [c["image"] for c in deployer.ours(all_states=True)] == [web_images["v2"]]
     assert run(["docker", "image", "inspect", web_images["v1"]], check=False).returncode != 0
 
 
@@ -54,14 +54,14 @@ def test_container_exiting_at_start_rolls_back_by_itself(
     port = free_port()
     args = ["--run-args", f"-p {port}:8080"]
     deployer.deploy(deployer.artifact("good", web_images["v1"], extra=args))
-    [before] = ours()
+    [before] = deployer.ours()
     broken = image_factory.build(unique("it/crash"), cmd=["sh", "-c", "echo bye; exit 3"])
     proc = deployer.install(deployer.artifact("broken", broken, extra=args))
     assert proc.returncode != 0
     assert "broken" not in deployer.device.show_artifact()
     assert deployer.device.show_artifact() == "good"
-    assert [c["id"] for c in ours()] == [before["id"]]
-    assert all(c["image"] != broken for c in ours(all_states=True))
+    assert [c["id"] for c in deployer.ours()] == [before["id"]]
+    assert all(c["image"] != broken for c in deployer.ours(all_states=True))
     body = http_get(port)
     assert body is not None and body.endswith(":v1")
 
@@ -70,15 +70,15 @@ def test_failing_health_check_rolls_back_by_itself(
     deployer: Deployer, web_images: Dict[str, str], image_factory: ImageFactory
 ) -> None:
     deployer.deploy(deployer.artifact("good", web_images["v1"]))
-    [before] = ours()
+    [before] = deployer.ours()
     sick = image_factory.build(
         unique("it/sick"), cmd=["sleep", "3600"], healthcheck=["false"]
     )
     proc = deployer.install(deployer.artifact("sick", sick))
     assert proc.returncode != 0
     assert deployer.device.show_artifact() == "good"
-    assert [c["id"] for c in ours()] == [before["id"]]
-    assert all(c["image"] != sick for c in ours(all_states=True))
+    assert [c["id"] for c in deployer.ours()] == [before["id"]]
+    assert all(c["image"] != sick for c in deployer.ours(all_states=True))
 
 
 def test_unchanged_containers_keep_running_untouched(
@@ -87,9 +87,9 @@ def test_unchanged_containers_keep_running_untouched(
     steady = image_factory.build(unique("it/steady"))
     image_factory.cleanup()
     deployer.deploy(deployer.artifact("pair-1", steady, web_images["v1"]))
-    started = {c["name"]: inspect(c["id"]) for c in ours()}
+    started = {c["name"]: inspect(c["id"]) for c in deployer.ours()}
     deployer.deploy(deployer.artifact("pair-2", steady, web_images["v2"]))
-    after = {c["name"]: inspect(c["id"]) for c in ours()}
+    after = {c["name"]: inspect(c["id"]) for c in deployer.ours()}
     assert set(after) == set(started)
     steady_name = next(n for n, c in after.items() if c["Config"]["Image"] == steady)  # type: ignore[index]
     assert after[steady_name]["Id"] == started[steady_name]["Id"]
@@ -130,7 +130,7 @@ def test_scope_all_stops_every_container_and_rollback_restarts_it(
         proc = deployer.device.rollback()
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert inspect(name)["State"]["Running"] is True  # type: ignore[index]
-        assert ours() == []
+        assert deployer.ours() == []
     finally:
         run(["docker", "rm", "-f", name], check=False)
 
@@ -143,7 +143,7 @@ def test_ten_deployments_leave_no_exited_containers_or_unused_images(
     image_factory.cleanup()
     for i, ref in enumerate(refs):
         deployer.deploy(deployer.artifact(f"many-{i}", ref))
-        containers = ours(all_states=True)
+        containers = deployer.ours(all_states=True)
         assert [(c["image"], c["state"]) for c in containers] == [(ref, "running")]
         present = run(
             ["docker", "images", "--digests", "--format", "{{.Repository}}@{{.Digest}}"]
@@ -158,10 +158,11 @@ def test_deployed_containers_run_again_after_dockerd_restart(
     from tests.integration.dockerd import restart_dockerd
 
     port = free_port()
-    deployer.deploy(deployer.artifact("web-v1", web_images["v1"], extra=["--run-args", f"-p {port}:8080"]))
-    [before] = ours()
+    args = ["--run-args", f"-p {port}:8080"]
+    deployer.deploy(deployer.artifact("web-v1", web_images["v1"], extra=args))
+    [before] = deployer.ours()
     restart_dockerd()
-    [after] = ours()
+    [after] = deployer.ours()
     assert after["id"] == before["id"]
     body = http_get(port, timeout=20)
     assert body is not None and body.endswith(":v1")

@@ -12,8 +12,9 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
-from typing import Any, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from mender_docker.module.errors import (
     DaemonDownError,
@@ -52,6 +53,7 @@ class ContainerInfo:
     restart_policy: str = "no"  # in `--restart` syntax, e.g. "on-failure:3"
     health: Optional[str] = None  # starting | healthy | unhealthy, None without healthcheck
     started_at: str = ""  # changes when the engine restarts it
+    restart_count: int = 0  # restarts by the engine since the container was created
     labels: Mapping[str, str] = field(default_factory=dict)
 
 
@@ -83,6 +85,7 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
         restart_policy=name,
         health=str(health["Status"]) if health and health.get("Status") else None,
         started_at=str(state.get("StartedAt") or ""),
+        restart_count=int(data.get("RestartCount") or 0),
         labels=dict(config.get("Labels") or {}),
     )
 
@@ -104,6 +107,7 @@ class ContainerEngine(Protocol):
     def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]: ...
     def inspect_image(self, ref: str) -> Optional[ImageInfo]: ...
     def pull(self, ref: str) -> None: ...
+    def load(self, chunks: Iterable[bytes]) -> str: ...
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
     ) -> str: ...
@@ -219,6 +223,52 @@ class Engine:
 
     def pull(self, ref: str) -> None:
         self.run(["pull", "-q", ref], timeout=self.pull_timeout)
+
+    def load(self, chunks: Iterable[bytes]) -> str:
+        """`docker load` with its input streamed from `chunks` (no copy on disk).
+
+        If `chunks` raises, the load is killed before its input is complete: the
+        engine sees a cut connection, refuses the tar and loads nothing new."""
+        command = [self.binary, "load"]
+        resolved = shutil.which(self.binary) if os.sep not in self.binary else self.binary
+        if not resolved:
+            raise EngineMissingError(command, "not on PATH")
+        with tempfile.TemporaryFile() as output:
+            try:
+                proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
+                    [resolved, "load"],
+                    stdin=subprocess.PIPE,
+                    stdout=output,
+                    stderr=subprocess.STDOUT,
+                    env=self.env,
+                )
+            except (FileNotFoundError, PermissionError) as exc:
+                raise EngineMissingError(command, exc.strerror or str(exc)) from None
+            assert proc.stdin is not None
+            try:
+                for chunk in chunks:
+                    proc.stdin.write(chunk)
+                proc.stdin.close()
+            except BrokenPipeError:  # the load ended early: its exit code and output say why
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            except BaseException:
+                proc.kill()
+                proc.wait()
+                raise
+            try:
+                code = proc.wait(timeout=self.pull_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise EngineError(command, -1, f"timed out after {self.pull_timeout:g} s") from None
+            output.seek(0)
+            text = output.read().decode("utf-8", "replace")
+        if code != 0:
+            raise classify(command, code, text)
+        return text
 
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]

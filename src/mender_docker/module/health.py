@@ -1,4 +1,9 @@
-"""The health gate: every new container must stay up for a window within a timeout."""
+"""The health gate: every new container must stay up for a window within a timeout.
+
+A container that exits during the gate fails it at once, whatever its restart
+policy: waiting out the timeout while the engine restarts a crashing container
+would only make the outage longer before the rollback.
+"""
 
 from __future__ import annotations
 
@@ -36,11 +41,13 @@ def wait_healthy(ctx: Context, ids: Sequence[str], timeout: float, window: float
                 raise HealthCheckError(f"new container {short(container_id)} has disappeared")
             last[container_id] = info
             since = good_since[container_id]
+            if info.status in ("exited", "dead", "restarting") or info.restart_count > 0:
+                fail(ctx, info, "exited during the health gate")
+            if since is not None and since[1] != info.started_at:
+                fail(ctx, info, "was restarted by the engine during the health gate")
             if not is_good(info):
                 good_since[container_id] = None
-                if info.status in ("exited", "dead") and info.restart_policy == "no":
-                    fail(ctx, info, "exited and will not be restarted")
-            elif since is None or since[1] != info.started_at:
+            elif since is None:
                 good_since[container_id] = (now, info.started_at)
         if all(_passed(s, now, window) for s in good_since.values()):
             log("health gate passed")

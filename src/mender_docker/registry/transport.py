@@ -84,11 +84,17 @@ class HttpTransport(Transport):
                     connection = self._connect(parts.scheme, parts.hostname or "", parts.port)
                 try:
                     return self._exchange(connection, key, method, target, headers, parts.netloc)
-                except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+                except (
+                    http.client.RemoteDisconnected,
+                    http.client.CannotSendRequest,
+                    http.client.ResponseNotReady,
+                    ConnectionResetError,
+                    BrokenPipeError,
+                ):
                     connection.close()
                     if not reused:
                         raise
-                    # The server closed an idle kept-alive connection: open a new one.
+                    # An idle kept-alive connection was closed or left mid-exchange: open a new one.
         except ssl.SSLError as exc:
             raise RegistryError(
                 f"registry {parts.netloc}: TLS failed ({exc.reason or exc});"
