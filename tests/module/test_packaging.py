@@ -14,17 +14,21 @@ from mender_docker.cli.main import main as cli_main
 from mender_docker.cli.module_tools import format_status, install_module
 from mender_docker.module.journal import Deployment, Journal, JournalStore
 
+# Runs under `-I -S`: no site-packages on the path, so a third-party import fails
+# outright; where the interpreter knows its stdlib (3.10+), every import is also
+# checked against that list.
 CHECK_IMPORTS = """
 import json, sys, zipfile
 before = set(sys.modules)
 sys.path.insert(0, sys.argv[1])
-names = [n[:-3].replace("/", ".").removesuffix(".__init__")
-         for n in zipfile.ZipFile(sys.argv[1]).namelist()
+names = [n[:-3].replace("/", ".") for n in zipfile.ZipFile(sys.argv[1]).namelist()
          if n.endswith(".py") and not n.endswith("__main__.py")]
+names = [n[: -len(".__init__")] if n.endswith(".__init__") else n for n in names]
 for name in names:
     __import__(name)
+stdlib = getattr(sys, "stdlib_module_names", None)
 foreign = sorted(m for m in set(sys.modules) - before
-                 if m.split(".")[0] not in sys.stdlib_module_names
+                 if stdlib is not None and m.split(".")[0] not in stdlib
                  and not m.startswith("mender_docker"))
 print(json.dumps({"imported": sorted(names), "foreign": foreign}))
 """
