@@ -1,6 +1,6 @@
 """Benchmark: our artifact library against the real mender-artifact 3.9.
 
-    python bench/artifact_bench.py [--size-mb 1024] [--compression gzip]
+    python bench/artifact_bench.py [--size-mb 1024] [--compression gzip] [--repeat 3]
 
 Creates one payload file under a temp dir in /tmp (per MiB: 400 KiB random, 624 KiB
 text-like, see make_payload; removed at the end), then:
@@ -11,6 +11,10 @@ Every step runs in its own child process. Peak RSS is ru_maxrss of that process 
 reported by GNU time (/usr/bin/time -f %M, i.e. wait4's rusage): Linux copies a
 parent's peak RSS into a forked child's ru_maxrss, so measuring from this Python
 process would report at least its own size; GNU time's few MiB are the floor instead.
+Each step runs --repeat times per side, ours and the reference alternating, each run
+after a sync (else the first reader pays for the write-back of the artifacts just
+written); the table shows median seconds and the highest peak RSS. The machine is
+shared: single runs vary by 30% and more, so compare medians, and run it twice.
 Prints a table; ratio = reference / ours (above 1: we are faster).
 """
 
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -44,6 +49,12 @@ assert info.files[0].size == int(sys.argv[2]), info.files
 
 
 GNU_TIME = "/usr/bin/time"
+Measured = Tuple[float, float]
+
+
+def _summary(runs: List[Measured]) -> Measured:
+    """Median seconds (the machine is shared and noisy), highest peak RSS."""
+    return statistics.median(r[0] for r in runs), max(r[1] for r in runs)
 
 
 def run_measured(argv: List[str], scratch: str) -> Tuple[float, float]:
@@ -77,6 +88,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="payload size in MiB")
     parser.add_argument("--compression", default="gzip", choices=["none", "gzip", "lzma"])
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per step and side, alternating ours/ref; medians shown")
     args = parser.parse_args(argv)
     tool = shutil.which("mender-artifact")
     if tool is None or not os.path.exists(GNU_TIME):
@@ -90,19 +103,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         size = os.path.getsize(payload)
         ours, theirs = os.path.join(tmp, "ours.mender"), os.path.join(tmp, "theirs.mender")
         rows = []
-        o = run_measured([py, "-c", WRITE, payload, ours, args.compression], tmp)
-        t = run_measured([tool, "write", "module-image", "-T", "docker", "-n", "bench",
-                          "-t", "bench-device", "-o", theirs, "-f", payload,
-                          "--compression", args.compression], tmp)
-        rows.append(("write", o, t))
-        o = run_measured([py, "-c", READ, ours, str(size)], tmp)
-        t = run_measured([tool, "validate", ours], tmp)
-        rows.append(("validate our artifact", o, t))
-        o = run_measured([py, "-c", READ, theirs, str(size)], tmp)
-        t = run_measured([tool, "validate", theirs], tmp)
-        rows.append(("validate ref artifact", o, t))
-        t = run_measured([tool, "read", theirs], tmp)
-        rows.append(("read (ref: `read`)", o, t))
+
+        def pair(ours_argv: List[str], ref_argv: List[str]) -> Tuple[Measured, Measured]:
+            """Each side --repeat times, alternating, after a sync (so no step pays for
+            the write-back of the files another step wrote): median seconds, peak RSS."""
+            runs: Tuple[List[Measured], List[Measured]] = ([], [])
+            for _ in range(args.repeat):
+                for side, argv in zip(runs, (ours_argv, ref_argv)):
+                    os.sync()
+                    side.append(run_measured(argv, tmp))
+            return _summary(runs[0]), _summary(runs[1])
+
+        write_ref = [tool, "write", "module-image", "-T", "docker", "-n", "bench",
+                     "-t", "bench-device", "-o", theirs, "-f", payload,
+                     "--compression", args.compression]
+        rows.append(("write", *pair([py, "-c", WRITE, payload, ours, args.compression],
+                                    write_ref)))
+        rows.append(("validate our artifact", *pair([py, "-c", READ, ours, str(size)],
+                                                    [tool, "validate", ours])))
+        ours_read_ref = [py, "-c", READ, theirs, str(size)]
+        rows.append(("validate ref artifact", *pair(ours_read_ref, [tool, "validate", theirs])))
+        rows.append(("read (ref: `read`)", *pair(ours_read_ref, [tool, "read", theirs])))
         sizes = (os.path.getsize(ours), os.path.getsize(theirs))
     levels = {
         "gzip": " (ours: zlib level 6, pigz-style blocks; ref: klauspost/pgzip, level 6)",
@@ -110,6 +131,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     }
     print(f"payload {args.size_mb} MiB, compression {args.compression}"
           f"{levels.get(args.compression, '')}")
+    if args.compression == "gzip":
+        from mender_docker.artifact.compression import INFLATER
+
+        print(f"ours reads gzip with {INFLATER} (isal: python-isal, ISA-L; zlib: fallback)")
+    print(f"median of {args.repeat} runs per cell, ours and ref alternating, sync before each")
     print(f"artifact size: ours {sizes[0] / 2**20:.1f} MiB, ref {sizes[1] / 2**20:.1f} MiB")
     print(f"| {'step':<22} | {'ours s':>7} | {'ref s':>7} | {'ref/ours':>8} "
           f"| {'ours peak RSS MiB':>17} | {'ref peak RSS MiB':>16} |")

@@ -162,6 +162,10 @@ def wait_for_pristine_module(wait: float = 300) -> None:
     MenderDevice saves whatever is there for its restore(); saving another
     test's module would put that one back at the end, for good.
     """
+    current = ORIGINAL_MODULE.read_bytes() if ORIGINAL_MODULE.is_file() else b""
+    if not _is_pristine(current):
+        note(f"waiting up to {wait:.0f}s for {ORIGINAL_MODULE} to be the original again "
+             "(a concurrent test has its module there)")
     original_module_bytes(wait=wait, allow_deb=False)
 
 

@@ -106,7 +106,6 @@ def run_bench(args: argparse.Namespace) -> List[Result]:
                                          refs["v2"], f"{size} MB #{repeat + 1}")
                         result.size_mb = size
                         results.append(result)
-                        # Both are gone after a run: drop_local keeps every run a cold pull.
     return results
 
 
@@ -127,7 +126,17 @@ def summarize(results: Sequence[Result], sizes: Sequence[int]) -> str:
     headers = ["image MB", "outage original s", "outage ours s", "ratio",
                "failing original s", "failing ours s", "ratio",
                "install+commit original s", "install+commit ours s", "ratio"]
-    return table(headers, rows)
+    spread = []
+    for size in sizes:
+        cells = [f"{size}"]
+        for system in ("original", "ours"):
+            runs = [r for r in results if r.system == system and r.size_mb == size]
+            cells.append(", ".join(f"{r.outage_s:.2f}" for r in runs) or "n/a")
+            cells.append(", ".join(f"{r.install_s + r.commit_s:.1f}" for r in runs) or "n/a")
+        spread.append(cells)
+    every = table(["image MB", "original outages s", "original totals s",
+                   "ours outages s", "ours totals s"], spread)
+    return table(headers, rows) + "\n\nEvery run, in order:\n\n" + every
 
 
 def _total(install: Optional[float], commit: Optional[float]) -> Optional[float]:
@@ -144,18 +153,23 @@ def plot(results: Sequence[Result], sizes: Sequence[int], path: Path) -> None:
         note("matplotlib is not installed (pip install matplotlib): no plot written")
         return
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    top = 0.0
     for system, marker in (("original", "o"), ("ours", "s")):
-        points = []
-        for size in sizes:
-            values = [r.outage_s for r in results if r.system == system and r.size_mb == size]
-            if values:
-                points.append((size, median(values)))
-        if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker, label=system)
+        runs = [r for r in results if r.system == system]
+        if not runs:
+            continue
+        points = [(size, median([r.outage_s for r in runs if r.size_mb == size]))
+                  for size in sizes if any(r.size_mb == size for r in runs)]
+        line = ax.plot([p[0] for p in points], [p[1] for p in points], marker=marker,
+                       label=f"{system} (median)")[0]
+        if len(runs) > len(points):  # repeats: show every run, faintly
+            ax.scatter([r.size_mb for r in runs], [r.outage_s for r in runs],
+                       color=line.get_color(), alpha=0.3, s=14)
+        top = max([top, *(r.outage_s for r in runs)])
     ax.set_xlabel("image size (MB, random data layer)")
-    ax.set_ylabel("HTTP outage during update (s)")
-    ax.set_title("Service outage during a v1 -> v2 update (mender install + commit)")
-    ax.set_ylim(bottom=0)
+    ax.set_ylabel("longest time without an HTTP answer (s)")
+    ax.set_title("Service outage during an update v1 -> v2")
+    ax.set_ylim(0, top * 1.15 or 1)
     ax.grid(True, alpha=0.3)
     ax.legend()
     fig.tight_layout()
@@ -169,7 +183,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one small size, no plot")
     parser.add_argument("--sizes", type=_sizes, default=None, help="MB list (default 5,60,200)")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per size and system")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="runs per size and system (default 3, --quick 1)")
     add_system_args(parser)
     parser.add_argument("--interval", type=float, default=0.01, help="poll interval (s)")
     parser.add_argument("--plot", type=Path, default=None, help=f"PNG (default {DEFAULT_PLOT})")
@@ -177,6 +192,8 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.sizes is None:
         args.sizes = [5] if args.quick else [5, 60, 200]
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
     if args.plot is None and not args.quick and not args.no_plot:

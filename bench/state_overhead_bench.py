@@ -72,15 +72,18 @@ def prepare_tree(lab: Lab, system: System, artifact: Path) -> Tuple[Path, Dict[s
     return tree, env
 
 
-def time_call(module: Path, state: str, tree: Path, env: Dict[str, str]) -> float:
+# What the interpreter alone costs, started the way each module's #! line starts it.
+BASELINE = "interpreter start alone"
+BASELINE_ARGV = {"original": ["/bin/sh", "-c", ":"], "ours": ["/usr/bin/env", "python3", "-c", ""]}
+
+
+def time_call(argv: Sequence[str], tree: Path, env: Dict[str, str]) -> float:
     started = time.perf_counter()
-    proc = subprocess.run(
-        [str(module), state, str(tree)], cwd=tree, env=env, capture_output=True, timeout=60
-    )
+    proc = subprocess.run(list(argv), cwd=tree, env=env, capture_output=True, timeout=60)
     took = time.perf_counter() - started
     if proc.returncode != 0:
         raise BenchError(
-            f"{module.name} {state} exited {proc.returncode}: "
+            f"{' '.join(argv)} exited {proc.returncode}: "
             f"{proc.stderr.decode(errors='replace').strip()[-300:]}"
         )
     return took
@@ -105,11 +108,13 @@ def run_bench(args: argparse.Namespace) -> Dict[str, Dict[str, List[float]]]:
             timings[name] = {state: [] for state in (*QUERY_STATES, *NOOP_STATES)}
         note(f"timing {args.calls} calls per state and system")
         for _ in range(args.calls):
-            for state in (*QUERY_STATES, *NOOP_STATES):
+            for state in (*QUERY_STATES, *NOOP_STATES, BASELINE):
                 for name in args.systems:  # interleaved: load spikes hit both alike
-                    system = lab.systems[name]
-                    timings[name][state].append(
-                        time_call(system.module, state, trees[name], envs[name])
+                    argv = BASELINE_ARGV[name] if state == BASELINE else [
+                        str(lab.systems[name].module), state, str(trees[name])
+                    ]
+                    timings[name].setdefault(state, []).append(
+                        time_call(argv, trees[name], envs[name])
                     )
         lab.purge()
     return timings
@@ -130,6 +135,10 @@ def summarize(timings: Dict[str, Dict[str, List[float]]]) -> str:
                      ratio(meds["original"], meds["ours"])])
     rows.append(["sum of the above", fmt(totals.get("original"), 1), fmt(totals.get("ours"), 1),
                  ratio(totals.get("original"), totals.get("ours"))])
+    base = {name: timings.get(name, {}).get(BASELINE) for name in ("original", "ours")}
+    base_ms = {name: median(v) * 1000 if v else None for name, v in base.items()}
+    rows.append([f"{BASELINE} (`sh -c :` / `python3 -c ''`)", fmt(base_ms["original"], 1),
+                 fmt(base_ms["ours"], 1), ratio(base_ms["original"], base_ms["ours"])])
     return table(["state", "original median ms", "ours median ms", "ratio"], rows)
 
 

@@ -8,12 +8,14 @@ written natively (no mender-artifact binary). mender-artifact's provides/depends
 rules are followed: software key `<filesystem>.<name>.version` (defaults
 rootfs-image and the payload type), value defaulting to the artifact name, the
 default clears entry `<filesystem>.<name>.*` after any given ones.
+With `embed_images` the images travel inside the artifact (see offline.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +23,16 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mender_docker.artifact import ArtifactSpec, load_private_key, write_artifact
 from mender_docker.errors import GeneratorError, MenderDockerError
+from mender_docker.offline import PAYLOAD_NAME, payload_file
 from mender_docker.registry.client import RegistryClient, ResolvedImage
 from mender_docker.registry.docker_resolver import resolve_with_docker
+from mender_docker.registry.export import (
+    BlobStore,
+    ExportedImage,
+    ProgressBar,
+    RegistryExporter,
+    export_with_docker,
+)
 from mender_docker.spec import DockerMetadata, parse_metadata
 
 PAYLOAD_TYPE = "docker"
@@ -71,6 +81,7 @@ class GenOptions:
     health_window: Optional[float] = None
     stop_timeout: Optional[float] = None
     image_sizes: bool = True
+    embed_images: bool = False  # offline artifact: the images travel in the payload
 
 
 @dataclass(frozen=True)
@@ -79,6 +90,7 @@ class GenResult:
     metadata: DockerMetadata
     images: Tuple[ResolvedImage, ...]
     spec: ArtifactSpec
+    embedded: Tuple[ExportedImage, ...] = ()
 
 
 def check_options(options: GenOptions) -> None:
@@ -128,9 +140,22 @@ def default_resolver(options: GenOptions) -> Resolver:
     return client.resolve
 
 
-def build_metadata(options: GenOptions, images: Sequence[ResolvedImage]) -> DockerMetadata:
-    """The meta-data object, validated by the same code the device runs."""
+def build_metadata(
+    options: GenOptions,
+    images: Sequence[ResolvedImage],
+    embedded: Sequence[ExportedImage] = (),
+) -> DockerMetadata:
+    """The meta-data object, validated by the same code the device runs.
+
+    For embedded images, image_ids (the device verifies what it loaded) and
+    image_sizes (unpacked: what the device's engine needs) come from the
+    exported images, and images_file names the payload file."""
     count = len(images)
+    sizes = tuple(image.size for image in images) if options.image_sizes else None
+    ids = None
+    if embedded:
+        ids = tuple(image.image_id for image in embedded)
+        sizes = tuple(image.uncompressed_size for image in embedded)
     names = list(options.names) + [""] * (count - len(options.names))
     extra = list(options.container_args) + [""] * (count - len(options.container_args))
     metadata = DockerMetadata(
@@ -138,10 +163,12 @@ def build_metadata(options: GenOptions, images: Sequence[ResolvedImage]) -> Dock
         run_args=options.run_args,
         names=tuple(names) if options.names else None,
         container_args=tuple(extra) if options.container_args else None,
-        image_sizes=tuple(image.size for image in images) if options.image_sizes else None,
+        image_ids=ids,
+        image_sizes=sizes,
         health_timeout=options.health_timeout,
         health_window=options.health_window,
         stop_timeout=options.stop_timeout,
+        images_file=PAYLOAD_NAME if embedded else None,
     )
     return parse_metadata(metadata.to_dict())
 
@@ -193,10 +220,56 @@ def load_signer(path: str) -> Any:
         raise GeneratorError(f"signing key {path!r}: {exc}") from None
 
 
+def export_all(options: GenOptions, store: BlobStore) -> Tuple[ExportedImage, ...]:
+    """Fetch every image into `store` (one at a time: they may share layers)."""
+    exporter = RegistryExporter(insecure=options.insecure_registries)
+    bar = ProgressBar(0, "fetching images")
+    try:
+        out = []
+        for image in options.images:
+            if options.resolver == "docker":
+                out.append(export_with_docker(image, options.platform, store, bar))
+            else:
+                out.append(exporter.export(image, options.platform, store, bar))
+        return tuple(out)
+    finally:
+        bar.close()
+
+
+def as_resolved(image: ExportedImage) -> ResolvedImage:
+    return ResolvedImage(
+        reference=image.reference,
+        pinned=image.pinned,
+        digest=image.pinned.rsplit("@", 1)[1],
+        size=sum(layer.size for layer in image.layers) + image.config.size,
+        media_type="",
+    )
+
+
+def generate_offline(options: GenOptions, signer: Any) -> GenResult:
+    """Embed the images: fetch the blobs to a temp store, stream the payload from it."""
+    folder = os.path.dirname(os.path.abspath(options.output_path))
+    with tempfile.TemporaryDirectory(prefix=".mender-docker-blobs-", dir=folder) as temp:
+        embedded = export_all(options, BlobStore(temp))
+        images = tuple(as_resolved(image) for image in embedded)
+        metadata = build_metadata(options, images, embedded)
+        spec = build_spec(options, metadata)
+        write_artifact(
+            options.output_path,
+            spec,
+            files=[payload_file(embedded)],
+            compression=options.compression,
+            signer=signer,
+        )
+    return GenResult(options.output_path, metadata, images, spec, embedded)
+
+
 def generate(options: GenOptions, resolver: Optional[Resolver] = None) -> GenResult:
     """Resolve every image, then write the artifact atomically to options.output_path."""
     check_options(options)
     signer = load_signer(options.key) if options.key else None  # before any network
+    if options.embed_images:
+        return generate_offline(options, signer)
     images = resolve_all(options, resolver or default_resolver(options))
     metadata = build_metadata(options, images)
     spec = build_spec(options, metadata)
@@ -228,6 +301,10 @@ def summary(result: GenResult) -> str:
     lines.append("  Containers:")
     for image in result.images:
         lines.append(f"    {image.pinned}  ({image.size} bytes compressed)")
+    if result.embedded:
+        lines.append(f"  Embedded images ({PAYLOAD_NAME}):")
+        for exported in result.embedded:
+            lines.append(f"    {exported.image_id}  ({exported.uncompressed_size} bytes unpacked)")
     if result.metadata.run_args:
         lines.append(f"  Run args: {result.metadata.run_args}")
     return "\n".join(lines)

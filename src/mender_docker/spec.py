@@ -21,6 +21,9 @@ container, in the order of `containers`:
     image_ids       image IDs ("sha256:<hex>", the config digest) to verify
                     after loading embedded images
     image_sizes     bytes each image needs on the device, for the disk check
+    images_file     name of the payload file holding the images (offline
+                    artifacts, `docker load` layout); the module loads them
+                    from it instead of pulling, and needs `image_ids`
 
 Run arguments are split with `shlex` and passed as an argument list: no shell
 ever sees them.
@@ -37,7 +40,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_HOST = r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)"
+_HOST = (
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
+    r"(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)"
+)
 _TAG = r"[\w][\w.-]{0,127}"
 PINNED_REF_RE = re.compile(
     rf"^(?P<repo>(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>{_TAG}))?@(?P<digest>sha256:[0-9a-f]{{64}})$"
@@ -47,7 +53,13 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 ORIGINAL_KEYS = ("containers", "run_args")
 LIST_KEYS = ("names", "container_args", "image_ids", "image_sizes")
 NUMBER_KEYS = ("health_timeout", "health_window", "stop_timeout")
-KNOWN_KEYS = ORIGINAL_KEYS + LIST_KEYS + NUMBER_KEYS
+STRING_KEYS = ("images_file",)
+KNOWN_KEYS = ORIGINAL_KEYS + LIST_KEYS + NUMBER_KEYS + STRING_KEYS
+# A payload file name both mender-artifact and our module accept.
+PAYLOAD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+# Embedded images are tagged "<repo>:" + this + "<hex of the manifest digest>":
+# docker cannot tag by digest, and an untagged image is pruned as dangling.
+LOADED_TAG_PREFIX = "sha256-"
 
 
 class MetadataError(ValueError):
@@ -86,6 +98,7 @@ class DockerMetadata:
     health_timeout: Optional[float] = None
     health_window: Optional[float] = None
     stop_timeout: Optional[float] = None
+    images_file: Optional[str] = None
     warnings: Tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -99,6 +112,8 @@ class DockerMetadata:
             value = getattr(self, key)
             if value is not None:
                 out[key] = int(value) if float(value).is_integer() else value
+        if self.images_file is not None:
+            out["images_file"] = self.images_file
         return out
 
     def to_json(self) -> str:
@@ -134,7 +149,8 @@ class DockerMetadata:
                 raise MetadataError(f"invalid container name {item.name!r} for {item.image}")
             if item.name in seen:
                 raise MetadataError(
-                    f"container name {item.name!r} is used by both {seen[item.name]} and {item.image}"
+                    f"container name {item.name!r} is used by both {seen[item.name]}"
+                    f" and {item.image}"
                 )
             seen[item.name] = item.image
         return planned
@@ -144,10 +160,21 @@ def split_pinned(reference: str) -> Tuple[str, str]:
     """Split "repo[:tag]@sha256:..." into (repo, digest)."""
     match = PINNED_REF_RE.fullmatch(reference)  # `$` alone accepts a final newline
     if not match:
-        raise MetadataError(f"image reference {reference!r} is not pinned by digest (repo@sha256:...)")
+        raise MetadataError(
+            f"image reference {reference!r} is not pinned by digest (repo@sha256:...)"
+        )
     if len(match.group("repo")) > 255:  # docker's limit for a repository name
         raise MetadataError(f"image reference {reference[:60]!r}...: repository name is too long")
     return match.group("repo"), match.group("digest")
+
+
+def loaded_tag(reference: str) -> str:
+    """The tag an embedded image gets on the device: "<repo>:sha256-<hex>".
+
+    One tag per pinned reference, derived from it alone, so the generator
+    writes it into the payload and the module finds the image by it."""
+    repo, digest = split_pinned(reference)
+    return f"{repo}:{LOADED_TAG_PREFIX}{digest.split(':', 1)[1]}"
 
 
 def derive_name(image: str) -> str:
@@ -245,12 +272,20 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         ):
             raise MetadataError(f"'{key}' must be a non-negative number of seconds")
         numbers[key] = None if value is None else float(value)
+    images_file = raw.get("images_file")
+    if images_file is not None:
+        if not isinstance(images_file, str) or not PAYLOAD_NAME_RE.fullmatch(images_file):
+            raise MetadataError("'images_file' must be a plain payload file name")
+        if image_ids is None:
+            raise MetadataError("'images_file' needs 'image_ids' to verify the loaded images")
     for key, value in raw.items():
         if isinstance(value, dict) or (
             isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
         ):
             raise MetadataError(f"'{key}': nested objects are not allowed in meta-data")
-    warnings = tuple(f"unknown meta-data key {key!r} ignored" for key in raw if key not in KNOWN_KEYS)
+    warnings = tuple(
+        f"unknown meta-data key {key!r} ignored" for key in raw if key not in KNOWN_KEYS
+    )
     meta = DockerMetadata(
         containers=tuple(containers),
         run_args=run_args,
@@ -261,6 +296,7 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         health_timeout=numbers["health_timeout"],
         health_window=numbers["health_window"],
         stop_timeout=numbers["stop_timeout"],
+        images_file=images_file,
         warnings=warnings,
     )
     meta.plan()  # names, quoting: fail now rather than during the install

@@ -21,7 +21,7 @@ import hashlib
 import io
 import json
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union, cast
 
@@ -34,15 +34,23 @@ from .model import ArtifactInfo, FileInfo
 from .safetar import check_member
 from .signing import verify_manifest
 from .tarstream import TarMember, TarStream
+from .threadedhash import ThreadedSha256
 
 MAX_HEADER_FILE = 1 << 20  # header-info, type-info, meta-data, each script
 MAX_HEADER_TAR = 16 << 20  # the header.tar member, and all its files together
 MAX_HEADER_MEMBERS = 256
 MAX_SIGNATURE = 4096
-CHUNK = 1 << 20
-_THREADED_HASH = 64 << 10
+CHUNK = 128 << 10  # as compression's _OUTPUT_CHUNK: larger reads page-fault (see there)
 Source = Union[str, "os.PathLike[str]", IO[bytes]]
 PayloadSink = Callable[[str, int, IO[bytes]], None]
+
+
+_LIBRARY_ERRORS = (EOFError, UnicodeError, ValueError, OSError) + comp.decompress_errors()
+
+
+def _translate(exc: BaseException, where: str) -> ArtifactError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return ArtifactError(f"{where}: corrupt or truncated ({detail})")
 
 
 @contextlib.contextmanager
@@ -52,9 +60,8 @@ def _translated(where: str) -> Iterator[None]:
         yield
     except ArtifactError:
         raise
-    except (EOFError, UnicodeError, ValueError, OSError) + comp.decompress_errors() as exc:
-        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ArtifactError(f"{where}: corrupt or truncated ({detail})") from None
+    except _LIBRARY_ERRORS as exc:
+        raise _translate(exc, where) from None
 
 
 @dataclass
@@ -73,17 +80,15 @@ class Headers:
 
 class _VerifyingStream:
     """A payload file: counts and hashes what is read, checks sha256 at its end.
-    Large chunks are hashed in `hasher`'s thread while the next one is decompressed."""
+    The hash runs in `hasher`'s thread while the next chunks are decompressed."""
 
     def __init__(self, raw: IO[bytes], name: str, size: int, expected: str,
                  hasher: ThreadPoolExecutor) -> None:
         self._raw = raw
-        self._hasher = hasher
-        self._pending: Optional[Future[None]] = None
         self.name = name
         self.size = size
         self._expected = expected
-        self._digest = hashlib.sha256()
+        self._digest = ThreadedSha256(hasher, size)
         self._seen = 0
         self.verified = False
 
@@ -91,20 +96,25 @@ class _VerifyingStream:
         return True
 
     def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:  # everything that is left, as io's read() does
+            parts = []
+            while not self.verified:
+                parts.append(self.read(CHUNK))
+            return b"".join(parts)
         if self.verified:
             return b""
-        want = self.size - self._seen if n is None or n < 0 else min(n, self.size - self._seen)
-        with _translated(f"payload file {self.name!r}"):
-            data = self._raw.read(want) if want else b""
-        if want and not data:
+        want = min(n, self.size - self._seen)
+        if not want:
+            if self._seen == self.size:  # an empty file is complete before any read
+                self._finish()
+            return b""
+        try:
+            data = self._raw.read(want)
+        except _LIBRARY_ERRORS as exc:  # try/except: the per-chunk path stays cheap
+            raise _translate(exc, f"payload file {self.name!r}") from None
+        if not data:
             raise ArtifactError(f"payload file {self.name!r} is truncated")
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
-        if len(data) >= _THREADED_HASH:
-            self._pending = self._hasher.submit(self._digest.update, data)
-        else:
-            self._digest.update(data)
+        self._digest.update(data)
         self._seen += len(data)
         if self._seen == self.size:
             self._finish()
@@ -120,26 +130,11 @@ class _VerifyingStream:
             self.read(CHUNK)
 
     def _finish(self) -> None:
-        if self._pending is not None:
-            self._pending.result()
-            self._pending = None
         actual = self._digest.hexdigest()
         if actual != self._expected:
             raise ArtifactError(f"payload file {self.name!r}: sha256 {actual} does not match "
                                 f"the manifest's {self._expected}")
         self.verified = True
-
-
-class _Translating:
-    """A decompressed stream whose library errors surface as ArtifactError."""
-
-    def __init__(self, raw: IO[bytes], where: str) -> None:
-        self._raw = raw
-        self._where = where
-
-    def read(self, n: int = -1) -> bytes:
-        with _translated(self._where):
-            return self._raw.read(n)
 
 
 class ArtifactReader:
@@ -255,7 +250,7 @@ class ArtifactReader:
         where = f"member {self._data_member.name!r}"
         with _translated(where):
             inner_raw = comp.open_reader(self.headers.compression, cast(IO[bytes], self._tar))
-        inner = TarStream(cast(IO[bytes], _Translating(inner_raw, where)), where)
+        inner = TarStream(inner_raw, where)
         seen = set()
         while True:
             with _translated(where):

@@ -10,7 +10,7 @@ Safety checks on names and types are in safetar.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import IO, Dict, Optional
+from typing import IO, Any, Dict, Optional
 
 from mender_docker.errors import ArtifactError
 
@@ -164,6 +164,24 @@ class TarStream:
             raise ArtifactError(f"{self._where}: truncated tar (unexpected end of data)")
         self._left -= len(chunk)
         return chunk
+
+    def readinto(self, buffer: Any) -> int:
+        """As read(), into `buffer` (a writable bytes-like object); 0 at the member's end."""
+        view = memoryview(buffer).cast("B")
+        if not len(view) or not self._left:
+            return 0
+        view = view[:min(len(view), self._left)]
+        readinto = getattr(self._raw, "readinto", None)
+        if readinto is not None:
+            count = int(readinto(view) or 0)
+        else:
+            chunk = self._raw.read(len(view))
+            count = len(chunk)
+            view[:count] = chunk
+        if not count:
+            raise ArtifactError(f"{self._where}: truncated tar (unexpected end of data)")
+        self._left -= count
+        return count
 
     def read_all(self, limit: int) -> bytes:
         if self._left > limit:

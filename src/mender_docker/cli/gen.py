@@ -164,6 +164,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     ours.add_argument("--health-window", type=_seconds, metavar="SECONDS")
     ours.add_argument("--stop-timeout", type=_seconds, metavar="SECONDS")
     ours.add_argument(
+        "--embed-images",
+        "--offline",
+        action="store_true",
+        help="put the images into the artifact (docker load layout), fetched from the"
+        " registry (or the daemon with --resolver docker); the device needs no registry."
+        " Default compression then: none (registry layers are already gzip)",
+    )
+    ours.add_argument(
         "--no-image-sizes",
         action="store_true",
         help="do not write image_sizes (meta-data keys exactly as the original)",
@@ -237,7 +245,7 @@ def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
         artifact_group=ns.provides_group,
         depends_groups=list(ns.depends_groups or []),
         artifact_name_depends=list(ns.artifact_name_depends or []),
-        compression=ns.compression or "gzip",
+        compression=ns.compression or _default_compression(ns),
         key=ns.key,
         scripts=list(ns.script or []),
         platform=ns.platform,
@@ -249,7 +257,16 @@ def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
         health_window=ns.health_window,
         stop_timeout=ns.stop_timeout,
         image_sizes=not ns.no_image_sizes,
+        embed_images=bool(ns.embed_images),
     )
+
+
+def _default_compression(ns: argparse.Namespace) -> str:
+    """gzip, as the original; for embedded registry layers (already gzip) none:
+    compressing them again costs time on both ends and saves nothing."""
+    if ns.embed_images and (ns.resolver or "registry") == "registry":
+        return "none"
+    return "gzip"
 
 
 def make_command(prog: str) -> Callable[[List[str]], int]:

@@ -2,31 +2,47 @@
 
 Nothing running is touched here: the client verifies the artifact only after
 Download, and pulling before anything stops keeps the outage short.
+
+Offline artifacts (meta-data `images_file`) carry the images: the payload is
+streamed from the client's pipe straight into `docker load`, checked against
+the signed header on the way (module/offline.py), and each image is then found
+by its loaded tag (`spec.loaded_tag`) and verified by image ID. Images already
+loaded with the right ID are not loaded again. Whatever a failed load left is
+removed at once, and Cleanup removes what a deployment loaded if it fails later.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Dict, List, Optional, Sequence
+from typing import IO, Callable, Dict, List, Optional, Sequence, Set
 
 from mender_docker.module.context import Context
-from mender_docker.module.errors import DeploymentError, EngineError
-from mender_docker.module.finish import cleanup_committed
+from mender_docker.module.engine import Feed
+from mender_docker.module.errors import DeploymentError, EngineError, NoSuchObjectError
+from mender_docker.module.finish import (
+    cleanup_committed,
+    cleanup_failed,
+    remove_unused_images,
+)
 from mender_docker.module.journal import (
     COMMITTED,
     DOWNLOADED,
     DOWNLOADING,
     INSTALLED,
     INSTALLING,
+    ROLLED_BACK,
     ROLLING_BACK,
     Deployment,
 )
 from mender_docker.module.log import log
+from mender_docker.module.offline import MANIFEST, PayloadChecker, PayloadError
 from mender_docker.module.policy import check, policy_from_settings
 from mender_docker.module.rollback import undo
-from mender_docker.spec import DockerMetadata, PlannedContainer
+from mender_docker.spec import DockerMetadata, PlannedContainer, loaded_tag
 
 UNFINISHED = (INSTALLING, INSTALLED, ROLLING_BACK)
+# Local-only repository of the transient images `docker import` makes (see load_payload).
+IMPORT_REPOSITORY = "mender-docker-import"
 
 
 def allowed_plan(ctx: Context, meta: DockerMetadata) -> List[PlannedContainer]:
@@ -43,13 +59,20 @@ def download(ctx: Context) -> None:
     for warning in meta.warnings:
         log(f"warning: {warning}")
     allowed_plan(ctx, meta)
-    drain_streams(ctx.tree)
+    if meta.images_file is None:
+        drain_streams(ctx.tree)
     # fail early, before the journal changes, when the engine does not answer
     log(f"container engine {ctx.config.engine} {ctx.engine.version()}")
     finish_earlier_deployment(ctx)
     deployment_id = ctx.deployment_id(fresh=True)
     assert deployment_id is not None
-    prepare_images(ctx, meta, deployment_id)
+    prepare_images(ctx, meta, deployment_id, streaming=True)
+
+
+def engine_reference(meta: DockerMetadata, ref: str) -> str:
+    """What to hand the engine for a pinned reference: loaded images have no repo
+    digest, they are found by their loaded tag."""
+    return loaded_tag(ref) if meta.images_file is not None else ref
 
 
 def finish_earlier_deployment(ctx: Context) -> None:
@@ -64,10 +87,20 @@ def finish_earlier_deployment(ctx: Context) -> None:
     elif earlier.phase == COMMITTED:
         log(f"deployment {earlier.artifact} was committed but not cleaned up: cleaning up")
         cleanup_committed(ctx, journal)
+        return
+    if earlier.phase in (DOWNLOADING, DOWNLOADED, ROLLED_BACK):
+        # its Cleanup never ran (killed, or a client that forgot the deployment):
+        # without this, the images it pulled would stay on the device for good
+        log(f"deployment {earlier.artifact} was not cleaned up: removing what it added")
+        cleanup_failed(ctx, journal)
 
 
-def prepare_images(ctx: Context, meta: DockerMetadata, deployment_id: str) -> Deployment:
+def prepare_images(
+    ctx: Context, meta: DockerMetadata, deployment_id: str, streaming: bool = False
+) -> Deployment:
     """Record, then pull, what is missing; verify every image. Returns the new deployment."""
+    if meta.images_file is not None:
+        return prepare_embedded(ctx, meta, deployment_id, streaming)
     plan = meta.plan()
     images: List[str] = []
     expected_ids: Dict[str, Optional[str]] = {}
@@ -103,6 +136,175 @@ def prepare_images(ctx: Context, meta: DockerMetadata, deployment_id: str) -> De
     deployment.phase = DOWNLOADED
     ctx.store.save(journal)
     return deployment
+
+
+def prepare_embedded(
+    ctx: Context, meta: DockerMetadata, deployment_id: str, streaming: bool
+) -> Deployment:
+    """Record, then load what is missing from the payload; verify every image.
+
+    `streaming` (Download): the payload comes through the client's stream pipe;
+    otherwise (ArtifactInstall re-checking) from files/<name> if the client
+    stored it there."""
+    assert meta.images_file is not None
+    expected: Dict[str, str] = {}  # loaded tag -> image ID the header promises
+    sizes: Dict[str, Optional[int]] = {}
+    for item in meta.plan():
+        assert item.image_id is not None  # parse_metadata requires image_ids
+        tag = loaded_tag(item.image)
+        if expected.setdefault(tag, item.image_id) != item.image_id:
+            raise DeploymentError(f"image {item.image} is listed with two different image IDs")
+        sizes[tag] = item.image_size
+    missing = [tag for tag in expected if not loaded_as(ctx, tag, expected[tag])]
+    check_space(ctx, [sizes[tag] for tag in missing], meta.image_sizes is not None)
+    journal = ctx.store.load()
+    loaded = missing
+    if journal.deployment is not None and journal.deployment.id == deployment_id:
+        before = journal.deployment.pulled
+        loaded = before + [tag for tag in missing if tag not in before]
+    deployment = Deployment(
+        id=deployment_id,
+        artifact=ctx.artifact_name(),
+        phase=DOWNLOADING,
+        tree=os.path.abspath(ctx.tree),
+        scope=ctx.config.scope,
+        images=list(expected),
+        pulled=loaded,
+    )
+    journal.deployment = deployment
+    ctx.store.save(journal)  # before loading: Cleanup then knows what to remove
+
+    def transient_tag(layer_file: str) -> str:
+        """A tag of this deployment's own for an imported base layer, recorded in
+        the journal before use (Cleanup removes it after a crash)."""
+        tag = f"{IMPORT_REPOSITORY}:{deployment_id}-{layer_file[:64]}"
+        if tag not in deployment.pulled:
+            deployment.pulled.append(tag)
+            ctx.store.save(journal)
+        return tag
+
+    try:
+        if streaming:
+            stream_payload(ctx, meta.images_file, expected if missing else None, transient_tag)
+        elif missing:
+            path = os.path.join(ctx.tree, "files", meta.images_file)
+            if not os.path.isfile(path):
+                raise DeploymentError(
+                    f"image(s) {', '.join(missing)} are not loaded and the payload file "
+                    f"{meta.images_file} is not available"
+                )
+            with open(path, "rb") as source:
+                load_payload(ctx, source, expected, transient_tag)
+        for tag, image_id in expected.items():
+            info = ctx.engine.inspect_image(tag)
+            if info is None:
+                raise PayloadError(f"header image {tag} was not loaded from the payload")
+            if info.id != image_id:
+                raise PayloadError(f"image {tag} has ID {info.id}, the artifact expects {image_id}")
+    except BaseException:
+        # nothing runs from a refused payload: remove what it loaded now
+        remove_unused_images(ctx, missing)
+        raise
+    deployment.phase = DOWNLOADED
+    ctx.store.save(journal)
+    return deployment
+
+
+def loaded_as(ctx: Context, tag: str, image_id: str) -> bool:
+    info = ctx.engine.inspect_image(tag)
+    return info is not None and info.id == image_id
+
+
+def load_payload(
+    ctx: Context,
+    source: IO[bytes],
+    expected: Dict[str, str],
+    transient_tag: Callable[[str], str],
+) -> None:
+    """Stream the checked payload into the engine.
+
+    `docker load` first copies its whole input into the engine's temp dir, so
+    where the engine allows it (dockerd's classic layer store) each image's
+    first layer (usually the largest) bypasses it: it goes to
+    `docker import` (which registers a layer straight from its input)
+    under a `transient_tag` (journalled first); the load then finds
+    that layer present and skips it. The transient tags are removed at the end:
+    the loaded images hold the layers."""
+    log(f"loading {len(expected)} embedded image(s)")
+    checker = PayloadChecker(source, expected)
+    split_base = ctx.engine.imports_base_layers()
+    load = ctx.engine.start_load()
+    importing: Optional[Feed] = None
+    transient: List[str] = []
+    bases: Set[str] = set()
+    try:
+        for kind, name, data in checker.events():
+            if kind == "header" and name == MANIFEST:
+                pass
+            elif kind == "header":
+                bases = bases or (checker.base_layers if split_base else set())
+                if name in bases:
+                    tag = transient_tag(name)
+                    transient.append(tag)
+                    importing = ctx.engine.start_import(tag)
+            if importing is None:
+                load.write(data)
+            elif kind == "data":
+                importing.write(data)
+            elif kind == "pad":  # the layer's tar padding is not part of it
+                importing.finish()
+                importing = None
+        output = load.finish()
+    except BaseException:
+        if importing is not None:
+            importing.abort()
+        load.abort()
+        raise
+    finally:
+        for tag in transient:
+            try:
+                ctx.engine.remove_image(tag)
+            except NoSuchObjectError:
+                pass  # its import failed: nothing was tagged
+            except EngineError as exc:
+                log(f"warning: cannot remove transient image {tag}: {exc}")
+    for line in output.strip().splitlines():
+        log(line.strip())
+
+
+def stream_payload(
+    ctx: Context,
+    name: str,
+    expected: Optional[Dict[str, str]],
+    transient_tag: Callable[[str], str],
+) -> None:
+    """Take the payload from the client's pipes: into the engine, or (all images
+    already there) read and dropped. Without pipes, the client stored the files."""
+    next_path = os.path.join(ctx.tree, "stream-next")
+    if not os.path.exists(next_path):
+        path = os.path.join(ctx.tree, "files", name)
+        if expected and os.path.isfile(path):
+            with open(path, "rb") as source:
+                load_payload(ctx, source, expected, transient_tag)
+        return
+    with open(next_path, "rb") as handle:
+        line = handle.read().decode("utf-8", "replace").strip()
+    if line != f"streams/{name}":
+        raise PayloadError(
+            f"expected payload file {name}, the artifact has "
+            f"{line.split('/', 1)[-1] if line else 'none'}"
+        )
+    with open(os.path.join(ctx.tree, line), "rb") as source:
+        if expected:
+            load_payload(ctx, source, expected, transient_tag)
+        else:
+            log("all embedded images are already loaded: skipping the payload")
+            while source.read(1 << 20):
+                pass
+    with open(next_path, "rb") as handle:
+        extra = handle.read().decode("utf-8", "replace").strip()
+    if extra:
+        raise PayloadError(f"unexpected extra payload file {extra.split('/', 1)[-1]}")
 
 
 def image_present(ctx: Context, ref: str) -> bool:

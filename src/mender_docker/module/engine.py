@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import IO, Any, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
 
 from mender_docker.module.errors import (
     DaemonDownError,
@@ -108,6 +108,9 @@ class ContainerEngine(Protocol):
     def inspect_image(self, ref: str) -> Optional[ImageInfo]: ...
     def pull(self, ref: str) -> None: ...
     def load(self, chunks: Iterable[bytes]) -> str: ...
+    def start_load(self) -> Feed: ...
+    def start_import(self, tag: str) -> Feed: ...
+    def imports_base_layers(self) -> bool: ...
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
     ) -> str: ...
@@ -118,6 +121,58 @@ class ContainerEngine(Protocol):
     def remove_container(self, container_id: str) -> None: ...
     def remove_image(self, ref: str) -> None: ...
     def logs_tail(self, container_id: str, lines: int) -> str: ...
+
+
+class Feed:
+    """An engine command reading its stdin from us: write(), then finish() (or abort())."""
+
+    def __init__(
+        self,
+        command: List[str],
+        proc: subprocess.Popen[bytes],
+        output: IO[bytes],
+        timeout: float,
+    ) -> None:
+        self.command, self._proc, self._output, self._timeout = command, proc, output, timeout
+        self._broken = False
+
+    def write(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        if not self._broken:
+            try:
+                self._proc.stdin.write(data)
+            except BrokenPipeError:  # it ended early: its exit code and output say why
+                self._broken = True
+
+    def finish(self) -> str:
+        """Close the input, wait; the command's output, or EngineError."""
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            code = self._proc.wait(timeout=self._timeout)
+        except subprocess.TimeoutExpired:
+            self.abort()
+            raise EngineError(self.command, -1, f"timed out after {self._timeout:g} s") from None
+        self._output.seek(0)
+        text = self._output.read().decode("utf-8", "replace")
+        self._output.close()
+        if code != 0:
+            raise classify(self.command, code, text)
+        return text
+
+    def abort(self) -> None:
+        """Kill it before its input is complete: the engine sees a cut stream."""
+        self._proc.kill()
+        self._proc.wait()
+        try:
+            if self._proc.stdin is not None:
+                self._proc.stdin.close()
+        except OSError:
+            pass
+        self._output.close()
 
 
 class Engine:
@@ -189,6 +244,21 @@ class Engine:
         root = info.get("DockerRootDir") or (info.get("store") or {}).get("graphRoot")
         return str(root) if root else None
 
+    def imports_base_layers(self) -> bool:
+        """Can a load reuse a base layer registered by `import` (see start_import)?
+
+        True for dockerd's classic layer store, which `docker load` consults by
+        chain ID before reading a layer file; not for podman, nor for dockerd's
+        containerd image store, whose load wants every blob."""
+        try:
+            info = json.loads(self.run(["info", "--format", "{{json .}}"]) or "{}")
+        except (ValueError, EngineError):
+            return False
+        if not isinstance(info, dict) or "DockerRootDir" not in info:
+            return False
+        status = json.dumps(info.get("DriverStatus") or [])
+        return "io.containerd.snapshotter" not in status
+
     def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]:
         args = ["ps", "-q", "--no-trunc"]
         if all:
@@ -229,46 +299,42 @@ class Engine:
 
         If `chunks` raises, the load is killed before its input is complete: the
         engine sees a cut connection, refuses the tar and loads nothing new."""
-        command = [self.binary, "load"]
+        feed = self.start_load()
+        try:
+            for chunk in chunks:
+                feed.write(chunk)
+        except BaseException:
+            feed.abort()
+            raise
+        return feed.finish()
+
+    def start_load(self) -> Feed:
+        """A running `docker load` whose input the caller writes."""
+        return self._feed(["load"])
+
+    def start_import(self, tag: str) -> Feed:
+        """A running `docker import - TAG`: the engine registers the layer tar it
+        is fed straight into its layer store (no temp copy, unlike `load`)."""
+        return self._feed(["import", "-", tag])
+
+    def _feed(self, args: Sequence[str]) -> Feed:
+        command = [self.binary, *args]
         resolved = shutil.which(self.binary) if os.sep not in self.binary else self.binary
         if not resolved:
             raise EngineMissingError(command, "not on PATH")
-        with tempfile.TemporaryFile() as output:
-            try:
-                proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
-                    [resolved, "load"],
-                    stdin=subprocess.PIPE,
-                    stdout=output,
-                    stderr=subprocess.STDOUT,
-                    env=self.env,
-                )
-            except (FileNotFoundError, PermissionError) as exc:
-                raise EngineMissingError(command, exc.strerror or str(exc)) from None
-            assert proc.stdin is not None
-            try:
-                for chunk in chunks:
-                    proc.stdin.write(chunk)
-                proc.stdin.close()
-            except BrokenPipeError:  # the load ended early: its exit code and output say why
-                try:
-                    proc.stdin.close()
-                except OSError:
-                    pass
-            except BaseException:
-                proc.kill()
-                proc.wait()
-                raise
-            try:
-                code = proc.wait(timeout=self.pull_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-                raise EngineError(command, -1, f"timed out after {self.pull_timeout:g} s") from None
-            output.seek(0)
-            text = output.read().decode("utf-8", "replace")
-        if code != 0:
-            raise classify(command, code, text)
-        return text
+        output = tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
+                [resolved, *args],
+                stdin=subprocess.PIPE,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+            )
+        except (FileNotFoundError, PermissionError) as exc:
+            output.close()
+            raise EngineMissingError(command, exc.strerror or str(exc)) from None
+        return Feed(command, proc, output, self.pull_timeout)
 
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]

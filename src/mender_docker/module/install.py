@@ -17,6 +17,7 @@ from mender_docker.module.context import Context
 from mender_docker.module.download import (
     UNFINISHED,
     allowed_plan,
+    engine_reference,
     finish_earlier_deployment,
     prepare_images,
 )
@@ -138,9 +139,11 @@ def install(ctx: Context) -> None:
             ctx.label("artifact"): deployment.artifact,
             ctx.label("deployment"): deployment.id,
             ctx.label("config-hash"): hashes[item.name],
+            ctx.label("image"): item.image,  # the pinned reference, pulled or loaded
         }
         args = run_arguments(item)
-        container_id = ctx.engine.create_and_start(item.name, item.image, args, labels)
+        image = engine_reference(meta, item.image)
+        container_id = ctx.engine.create_and_start(item.name, image, args, labels)
         deployment.created.append(container_id)
         ctx.store.save(journal)
 

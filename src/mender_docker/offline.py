@@ -1,0 +1,130 @@
+"""The offline payload: images in the `docker load` layout, streamed into the artifact.
+
+One payload file, `images.tar`, holds every image of the artifact:
+
+    manifest.json               first, so the device can check it against the
+                                signed header before the engine sees anything
+    <config hex>.json           each image's config; its digest is the image ID
+    <layer digest hex>.tar.gz   each layer exactly as the registry stores it
+                                (or .tar / .tar.zst), once even if shared
+
+manifest.json lists per image its Config, Layers and one RepoTag,
+`spec.loaded_tag(pinned reference)` ("<repo>:sha256-<manifest hex>"): docker
+cannot tag by digest, and the module finds the loaded image by that tag.
+The tar is never written to disk: its size is known from the blob sizes, and
+`PayloadFile.open` streams it from the blob store (deterministic bytes:
+owner 0/0, mode 0644, mtime 0).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+from typing import IO, Any, Dict, List, Sequence, Tuple
+
+from mender_docker.artifact import PayloadFile
+from mender_docker.registry.export import Blob, ExportedImage
+from mender_docker.spec import loaded_tag
+
+PAYLOAD_NAME = "images.tar"
+BLOCK = 512
+CHUNK = 1 << 20
+MANIFEST = "manifest.json"
+
+
+def docker_manifest(images: Sequence[ExportedImage]) -> bytes:
+    """manifest.json of `docker save`, one entry per distinct pinned reference."""
+    entries: List[Dict[str, Any]] = []
+    seen = set()
+    for image in images:
+        if image.pinned in seen:
+            continue
+        seen.add(image.pinned)
+        entries.append(
+            {
+                "Config": image.config.file_name,
+                "RepoTags": [loaded_tag(image.pinned)],
+                "Layers": [layer.file_name for layer in image.layers],
+            }
+        )
+    return json.dumps(entries, separators=(",", ":")).encode()
+
+
+def members(images: Sequence[ExportedImage]) -> List[Tuple[str, int, Any]]:
+    """(name, size, content) in payload order; content is bytes or a Blob."""
+    out: List[Tuple[str, int, Any]] = []
+    manifest = docker_manifest(images)
+    out.append((MANIFEST, len(manifest), manifest))
+    seen = set()
+    for blob in [i.config for i in images] + [layer for i in images for layer in i.layers]:
+        if blob.file_name not in seen:
+            seen.add(blob.file_name)
+            out.append((blob.file_name, blob.size, blob))
+    return out
+
+
+def _header(name: str, size: int) -> bytes:
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = size, 0o644, 0
+    return info.tobuf(format=tarfile.USTAR_FORMAT)
+
+
+def _padding(size: int) -> int:
+    return -size % BLOCK
+
+
+def payload_size(images: Sequence[ExportedImage]) -> int:
+    total = sum(BLOCK + size + _padding(size) for _, size, _ in members(images))
+    return total + 2 * BLOCK
+
+
+class PayloadStream(io.RawIOBase):
+    """Reads the payload tar, generated member by member from the blob store."""
+
+    def __init__(self, images: Sequence[ExportedImage]) -> None:
+        self._parts = iter(self._generate(members(images)))
+        self._pending = b""
+
+    @staticmethod
+    def _generate(items: List[Tuple[str, int, Any]]) -> Any:
+        for name, size, content in items:
+            yield _header(name, size)
+            if isinstance(content, bytes):
+                yield content
+            else:
+                yield from _read_blob(content)
+            yield b"\0" * _padding(size)
+        yield b"\0" * (2 * BLOCK)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            try:
+                self._pending = next(self._parts)
+            except StopIteration:
+                return 0
+        count = min(len(buffer), len(self._pending))
+        buffer[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+def _read_blob(blob: Blob) -> Any:
+    with open(blob.path, "rb") as handle:
+        left = blob.size
+        while left:
+            chunk = handle.read(min(CHUNK, left))
+            if not chunk:
+                raise OSError(f"blob {blob.path} is shorter than {blob.size} bytes")
+            left -= len(chunk)
+            yield chunk
+
+
+def payload_file(images: Sequence[ExportedImage]) -> PayloadFile:
+    def opener() -> IO[bytes]:
+        return io.BufferedReader(PayloadStream(images), CHUNK)
+
+    return PayloadFile(name=PAYLOAD_NAME, size=payload_size(images), open=opener)

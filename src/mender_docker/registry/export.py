@@ -1,0 +1,464 @@
+"""Fetch whole images for offline artifacts: config and layer blobs, no daemon.
+
+`RegistryExporter.export(reference, platform, store)` downloads one image's
+config and layers over the distribution API into a `BlobStore` (a temp
+directory, one file per blob, so layers shared by several images are fetched
+and stored once). Every blob is verified while it streams: the stored bytes
+against their digest, and a layer's uncompressed bytes against the config's
+`rootfs.diff_ids`, counting the uncompressed size the device will need.
+
+`export_with_docker(reference, platform, store)` is the `--resolver docker`
+way: `docker pull`, then `docker save` streamed into the same store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import ssl
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.parse
+import zlib
+from dataclasses import dataclass, field
+from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+
+from mender_docker.errors import RegistryError
+from mender_docker.registry.client import (
+    INDEX_TYPES,
+    RegistryClient,
+    _index_entries,
+    _pick,
+    _require_manifest,
+)
+from mender_docker.registry.docker_resolver import resolve_with_docker
+from mender_docker.registry.platform import Platform, host_platform, parse_platform
+from mender_docker.registry.reference import Reference, parse_reference
+
+CHUNK = 1 << 20
+MAX_CONFIG = 16 * 1024 * 1024
+GZIP_TYPES = (
+    "application/vnd.docker.image.rootfs.diff.tar.gzip",
+    "application/vnd.oci.image.layer.v1.tar+gzip",
+)
+PLAIN_TYPES = (
+    "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar",
+)
+ZSTD_TYPES = ("application/vnd.oci.image.layer.v1.tar+zstd",)
+# The layer file's suffix in the payload; `docker load` sniffs the compression itself.
+SUFFIXES = {**{t: ".tar.gz" for t in GZIP_TYPES}, **{t: ".tar" for t in PLAIN_TYPES},
+            **{t: ".tar.zst" for t in ZSTD_TYPES}}  # fmt: skip
+
+Progress = Callable[[int], None]  # called with the number of bytes just fetched
+
+
+@dataclass(frozen=True)
+class Blob:
+    digest: str  # "sha256:<hex>" of the stored bytes
+    path: str
+    size: int  # stored bytes
+    uncompressed: int  # bytes of the tar once decompressed (= size for configs)
+    suffix: str  # ".json", ".tar", ".tar.gz", ".tar.zst"
+
+    @property
+    def file_name(self) -> str:
+        return self.digest.split(":", 1)[1] + self.suffix
+
+
+@dataclass(frozen=True)
+class ExportedImage:
+    reference: str  # as the user typed it
+    pinned: str  # "<name>@sha256:<manifest digest>", the image actually exported
+    config: Blob  # its digest is the image ID
+    layers: Tuple[Blob, ...]
+
+    @property
+    def image_id(self) -> str:
+        return self.config.digest
+
+    @property
+    def uncompressed_size(self) -> int:
+        """What the image takes in the engine once loaded (roughly: unpacked layers)."""
+        return self.config.size + sum(layer.uncompressed for layer in self.layers)
+
+
+@dataclass
+class BlobStore:
+    """A directory of verified blobs, keyed by digest; each blob is stored once."""
+
+    directory: str
+    blobs: Dict[str, Blob] = field(default_factory=dict)
+
+    def path_for(self, digest: str) -> str:
+        return os.path.join(self.directory, digest.replace(":", "-"))
+
+    def add(self, blob: Blob) -> Blob:
+        return self.blobs.setdefault(blob.digest, blob)
+
+
+class _Decompressor:
+    """Counts and hashes a layer's uncompressed bytes as its stored bytes pass."""
+
+    def __init__(self, media_type: str, shown: str) -> None:
+        self.hash = hashlib.sha256()
+        self.size = 0
+        self._gzip: Optional[Any] = None
+        self._zstd: Optional[Any] = None
+        if media_type in GZIP_TYPES:
+            self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        elif media_type in ZSTD_TYPES:
+            try:
+                import zstandard
+            except ImportError:
+                raise RegistryError(
+                    f"{shown}: zstd layers need the 'zstandard' package (pip install zstandard)"
+                ) from None
+            self._zstd = zstandard.ZstdDecompressor().decompressobj()
+
+    def feed(self, data: bytes) -> None:
+        try:
+            if self._gzip is not None:
+                out = self._gzip.decompress(data)
+                # a gzip file may hold several members back to back
+                while self._gzip.eof and self._gzip.unused_data:
+                    rest = self._gzip.unused_data
+                    self._gzip = zlib.decompressobj(16 + zlib.MAX_WBITS)
+                    out += self._gzip.decompress(rest)
+            elif self._zstd is not None:
+                out = self._zstd.decompress(data)
+            else:
+                out = data
+        except zlib.error as exc:
+            raise RegistryError(f"layer is not valid gzip data: {exc}") from None
+        self.hash.update(out)
+        self.size += len(out)
+
+    @property
+    def diff_id(self) -> str:
+        return "sha256:" + self.hash.hexdigest()
+
+
+class RegistryExporter(RegistryClient):
+    """A RegistryClient that also downloads whole images (config and layers)."""
+
+    def export(
+        self,
+        reference: str,
+        platform: Optional[str],
+        store: BlobStore,
+        progress: Optional[Progress] = None,
+    ) -> ExportedImage:
+        ref = parse_reference(reference)
+        digest, media_type, manifest = self._top_manifest(ref)
+        wanted = parse_platform(platform) if platform else None
+        if media_type in INDEX_TYPES:
+            digest, manifest = self._platform_manifest(ref, reference, manifest, wanted)
+        elif wanted is not None:
+            self._check_config_platform(ref, manifest, wanted)
+        config_desc = _descriptor(manifest.get("config"), reference, "config")
+        layer_descs = manifest.get("layers")
+        if not isinstance(layer_descs, list):
+            raise RegistryError(f"{reference}: manifest lists no layers")
+        config = self._config(ref, store, config_desc, reference)
+        diff_ids = _diff_ids(config, reference)
+        if len(diff_ids) != len(layer_descs):
+            raise RegistryError(
+                f"{reference}: manifest has {len(layer_descs)} layers, config {len(diff_ids)}"
+            )
+        layers = tuple(
+            self._layer(ref, store, _descriptor(desc, reference, "layer"), diff_id, progress)
+            for desc, diff_id in zip(layer_descs, diff_ids)
+        )
+        return ExportedImage(reference, ref.pinned(digest), config, layers)
+
+    def _platform_manifest(
+        self, ref: Reference, shown: str, index: Dict[str, Any], wanted: Optional[Platform]
+    ) -> Tuple[str, Dict[str, Any]]:
+        """An offline artifact carries one platform: the one asked for, else this
+        host's, else the first linux image of the index."""
+        entries = _index_entries(index, shown)
+        chosen = _pick(entries, wanted or host_platform())
+        if chosen is None and wanted is None:
+            chosen = next((d for p, d in entries if p.os == "linux"), None)
+        if chosen is None:
+            have = ", ".join(str(p) for p, _ in entries) or "none"
+            raise RegistryError(
+                f"{shown}: no image for platform {wanted or host_platform()} (available: {have});"
+                " choose one with --platform"
+            )
+        digest, media_type, manifest = self._manifest(ref, chosen, shown)
+        _require_manifest(media_type, shown, wanted)
+        return digest, manifest
+
+    def _config(self, ref: Reference, store: BlobStore, desc: Dict[str, Any], shown: str) -> Blob:
+        digest = desc["digest"]
+        if desc["size"] > MAX_CONFIG:
+            raise RegistryError(f"{shown}: image config of {desc['size']} bytes is too large")
+        known = store.blobs.get(digest)
+        if known is not None:
+            return known
+        answer = self._fetch(ref, "GET", f"blobs/{digest}", "*/*")
+        self._check_found(ref, answer, f"{shown} (config {digest})")
+        if "sha256:" + hashlib.sha256(answer.body).hexdigest() != digest:
+            raise RegistryError(f"{shown}: config blob does not match digest {digest}")
+        path = store.path_for(digest)
+        with open(path, "wb") as out:
+            out.write(answer.body)
+        size = len(answer.body)
+        return store.add(Blob(digest, path, size, size, ".json"))
+
+    def _layer(
+        self,
+        ref: Reference,
+        store: BlobStore,
+        desc: Dict[str, Any],
+        diff_id: str,
+        progress: Optional[Progress],
+    ) -> Blob:
+        digest, media_type = desc["digest"], desc["mediaType"]
+        known = store.blobs.get(digest)
+        if known is not None:
+            return known
+        if media_type not in SUFFIXES:
+            raise RegistryError(f"{ref}: layer {digest} has unsupported media type {media_type!r}")
+        # HEAD through the client first: it answers auth challenges and 404s.
+        head = self._fetch(ref, "HEAD", f"blobs/{digest}", "*/*")
+        self._check_found(ref, head, f"{ref} (layer {digest})")
+        path = store.path_for(digest)
+        hasher = hashlib.sha256()
+        inflate = _Decompressor(media_type, str(ref))
+        size = 0
+        with self._open_blob(ref, digest) as answer, open(path + ".part", "wb") as out:
+            while True:
+                chunk = answer.read(CHUNK)
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                inflate.feed(chunk)
+                out.write(chunk)
+                size += len(chunk)
+                if progress is not None:
+                    progress(len(chunk))
+        if "sha256:" + hasher.hexdigest() != digest or size != desc["size"]:
+            os.unlink(path + ".part")
+            raise RegistryError(f"{ref}: layer {digest} does not match its digest or size")
+        if inflate.diff_id != diff_id:
+            os.unlink(path + ".part")
+            raise RegistryError(
+                f"{ref}: layer {digest} unpacks to {inflate.diff_id}, the config says {diff_id}"
+            )
+        os.replace(path + ".part", path)
+        return store.add(Blob(digest, path, size, inflate.size, SUFFIXES[media_type]))
+
+    def _open_blob(self, ref: Reference, digest: str) -> _Body:
+        """GET a blob as a stream (the transport reads whole bodies, fine only for
+        manifests); redirects to storage are followed without our credentials."""
+        url = self._base(ref) + f"blobs/{digest}"
+        headers = {"User-Agent": "mender-docker-gen", "Accept": "*/*"}
+        authorization = self._authorization.get((ref.registry, ref.repository))
+        if authorization:
+            headers["Authorization"] = authorization
+        origin = urllib.parse.urlsplit(url).netloc
+        for _ in range(6):
+            parts = urllib.parse.urlsplit(url)
+            connection: http.client.HTTPConnection
+            if parts.scheme == "https":
+                connection = http.client.HTTPSConnection(
+                    parts.hostname or "", parts.port, timeout=60,
+                    context=ssl.create_default_context(),
+                )  # fmt: skip
+            else:
+                connection = http.client.HTTPConnection(
+                    parts.hostname or "", parts.port, timeout=60
+                )
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+            try:
+                connection.request("GET", target, headers=headers)
+                answer = connection.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                connection.close()
+                raise RegistryError(f"registry {parts.netloc} is unreachable: {exc}") from None
+            location = answer.getheader("location")
+            if answer.status in (301, 302, 303, 307, 308) and location:
+                connection.close()
+                url = urllib.parse.urljoin(url, location)
+                if urllib.parse.urlsplit(url).netloc != origin:
+                    headers.pop("Authorization", None)
+                continue
+            if answer.status != 200:
+                connection.close()
+                raise RegistryError(f"registry {ref.registry} answered HTTP {answer.status}"
+                                    f" for layer {digest} of {ref}")  # fmt: skip
+            return _Body(connection, answer)
+        raise RegistryError(f"registry {ref.registry}: too many redirects for layer {digest}")
+
+
+class _Body:
+    """A streamed response that closes its connection when done."""
+
+    def __init__(self, connection: http.client.HTTPConnection, answer: http.client.HTTPResponse):
+        self._connection, self._answer = connection, answer
+
+    def read(self, size: int) -> bytes:
+        try:
+            return self._answer.read(size)
+        except (OSError, http.client.HTTPException) as exc:
+            raise RegistryError(f"download interrupted: {exc}") from None
+
+    def __enter__(self) -> _Body:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._connection.close()
+
+
+def _descriptor(value: Any, shown: str, what: str) -> Dict[str, Any]:
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("digest"), str)
+        or not value["digest"].startswith("sha256:")
+        or len(value["digest"]) != 71
+        or not all(c in "0123456789abcdef" for c in value["digest"][7:])
+        or not isinstance(value.get("size"), int)
+        or value["size"] < 0
+    ):
+        raise RegistryError(f"{shown}: manifest has a malformed {what} descriptor")
+    if what == "layer" and not isinstance(value.get("mediaType"), str):
+        raise RegistryError(f"{shown}: manifest has a layer without media type")
+    return value
+
+
+def _diff_ids(config: Blob, shown: str) -> List[str]:
+    with open(config.path, "rb") as handle:
+        try:
+            data = json.load(handle)
+        except ValueError:
+            raise RegistryError(f"{shown}: image config is not valid JSON") from None
+    rootfs = data.get("rootfs") if isinstance(data, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise RegistryError(f"{shown}: image config has no rootfs.diff_ids")
+    return diff_ids
+
+
+# -- --resolver docker: docker save ---------------------------------------------------
+
+
+def export_with_docker(
+    reference: str,
+    platform: Optional[str],
+    store: BlobStore,
+    progress: Optional[Progress] = None,
+    docker: str = "docker",
+) -> ExportedImage:
+    """`docker pull` (to pin the digest, as the original generator did), then
+    `docker save`, streamed: its uncompressed layer tars go into the store."""
+    resolved = resolve_with_docker(reference, platform, docker=docker)
+    with tempfile.TemporaryFile() as errors:
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
+                [docker, "save", resolved.pinned], stdout=subprocess.PIPE, stderr=errors
+            )
+        except OSError as exc:
+            raise RegistryError(f"cannot run {docker} save: {exc}") from None
+        assert proc.stdout is not None
+        try:
+            config, layers = _read_saved(proc.stdout, store, reference, progress)
+        except (tarfile.TarError, OSError) as exc:
+            proc.kill()
+            raise RegistryError(
+                f"docker save {resolved.pinned}: unreadable output: {exc}"
+            ) from None
+        finally:
+            proc.stdout.close()
+            code = proc.wait()
+        if code != 0:
+            errors.seek(0)
+            lines = errors.read().decode("utf-8", "replace").strip().splitlines()
+            raise RegistryError(f"docker save {resolved.pinned} failed: "
+                                f"{lines[-1] if lines else f'exit code {code}'}")  # fmt: skip
+    return ExportedImage(reference, resolved.pinned, config, layers)
+
+
+def _read_saved(
+    stream: IO[bytes], store: BlobStore, shown: str, progress: Optional[Progress]
+) -> Tuple[Blob, Tuple[Blob, ...]]:
+    """Store every regular file of a `docker save` tar by its digest; then map
+    manifest.json's config and layer paths to the stored blobs."""
+    by_name: Dict[str, Blob] = {}
+    manifest: Any = None
+    with tarfile.open(fileobj=stream, mode="r|") as archive:
+        for member in archive:
+            if not member.isfile():
+                continue
+            source = archive.extractfile(member)
+            assert source is not None
+            if member.name == "manifest.json":
+                manifest = json.loads(source.read(MAX_CONFIG))
+                continue
+            if not (member.name.endswith(".json") or member.name.endswith("layer.tar")):
+                continue
+            hasher = hashlib.sha256()
+            temp = os.path.join(store.directory, f".saving-{os.getpid()}")
+            with open(temp, "wb") as out:
+                while True:
+                    chunk = source.read(CHUNK)
+                    if not chunk:
+                        break
+                    hasher.update(chunk)
+                    out.write(chunk)
+                    if progress is not None:
+                        progress(len(chunk))
+            digest = "sha256:" + hasher.hexdigest()
+            suffix = ".json" if member.name.endswith(".json") else ".tar"
+            path = store.path_for(digest)
+            os.replace(temp, path)
+            by_name[member.name] = store.add(Blob(digest, path, member.size, member.size, suffix))
+    if not isinstance(manifest, list) or len(manifest) != 1 or not isinstance(manifest[0], dict):
+        raise RegistryError(f"docker save {shown}: expected one image in manifest.json")
+    entry = manifest[0]
+    try:
+        config = by_name[entry["Config"]]
+        layers = tuple(by_name[name] for name in entry["Layers"])
+    except (KeyError, TypeError):
+        raise RegistryError(f"docker save {shown}: manifest.json names missing files") from None
+    return config, layers
+
+
+# -- progress on a terminal ------------------------------------------------------------
+
+
+class ProgressBar:
+    """Bytes fetched (of a total, if known), redrawn at most 10 times a second;
+    silent unless stderr is a terminal (CI logs and pipes stay clean)."""
+
+    def __init__(self, total: int, label: str, stream: Optional[IO[str]] = None) -> None:
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
+        self.total, self.label, self.done = total, label, 0
+        self._start = self._last = time.monotonic()
+
+    def __call__(self, count: int) -> None:
+        self.done += count
+        now = time.monotonic()
+        if not self.enabled or now - self._last < 0.1:
+            return
+        self._last = now
+        rate = self.done / max(now - self._start, 1e-6) / 2**20
+        text = f"\r{self.label}: {self.done / 2**20:.1f} MiB, {rate:.1f} MiB/s"
+        if self.total > 0:
+            share = min(self.done / self.total, 1.0)
+            text += f" [{'#' * int(share * 30):<30}] {share:4.0%}"
+        self.stream.write(text)
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.done:
+            self.stream.write("\n")
+            self.stream.flush()

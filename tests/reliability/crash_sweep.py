@@ -1,0 +1,124 @@
+"""Run the full crash sweep on the real components and print the tables.
+
+    python -m tests.reliability.crash_sweep [SCENARIO ...]
+
+Needs root, dockerd, docker-registry, mender and busybox-static, like the tests;
+the module runs against a private dockerd on a tmpfs (private_engine.py).
+Prints one summary row per scenario and mode, then every crash point; exits 1
+if any point ended in a bad state.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple
+
+from tests.realstack import ImageFactory, MenderDevice, Registry, run, unique
+from tests.reliability.harness import QUICK_EXIT, Rig, remove_image
+from tests.reliability.private_engine import PrivateDockerd
+from tests.reliability.sweep import SCENARIOS, CrashSweep, Point
+
+
+class Stage:
+    """Registry, two versions of a tiny image, the packed module and the rig, torn down
+    on exit: the same setup the pytest fixtures make."""
+
+    def __init__(self, work: Path) -> None:
+        self.work = work
+        self.registry = Registry(work / "registry")
+        self.factory: Optional[ImageFactory] = None
+        self.device: Optional[MenderDevice] = None
+        self.rig: Optional[Rig] = None
+        self.engine = PrivateDockerd(work / "dockerd")
+        self.images: Tuple[str, str] = ("", "")
+
+    def __enter__(self) -> CrashSweep:
+        try:
+            return self.setup()
+        except BaseException:
+            self.__exit__()  # `with` does not call it when __enter__ fails
+            raise
+
+    def setup(self) -> CrashSweep:
+        self.registry.start()
+        self.engine.start()
+        self.factory = ImageFactory(self.registry, self.work)
+        repo = unique("rel/app")
+        v1 = self.factory.build(repo, "v1", cmd=QUICK_EXIT)
+        v2 = self.factory.build(repo, "v2", cmd=QUICK_EXIT)
+        self.images = (v1, v2)
+        self.factory.cleanup()  # the device pulls them
+        module = self.work / "docker"
+        run(["mender-docker", "build-module", "-o", str(module)])
+        self.device = MenderDevice(self.work / "device")
+        self.rig = Rig(self.device, self.factory, self.work / "rig", module, self.engine)
+        a1 = self.rig.artifact("v1", v1)
+        a2 = self.rig.artifact("v2", v2)
+        return CrashSweep(self.rig, (a1, a2), self.images)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.rig is not None:
+            self.rig.cleanup()
+        for ref in self.images:
+            if ref:
+                remove_image(ref)
+        if self.factory is not None:
+            self.factory.cleanup()
+        if self.device is not None:
+            self.device.restore()
+        self.registry.stop()
+        self.engine.close()
+
+
+def summary(points: Sequence[Point]) -> Iterator[Tuple[str, str, int, Dict[str, int]]]:
+    keys: List[Tuple[str, str]] = list(dict.fromkeys((p.scenario, p.when) for p in points))
+    for scenario, when in keys:
+        mine = [p for p in points if (p.scenario, p.when) == (scenario, when)]
+        outcomes: Dict[str, int] = {}
+        for p in mine:
+            outcomes[p.outcome] = outcomes.get(p.outcome, 0) + 1
+        yield scenario, when, len(mine), outcomes
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    chosen = (sys.argv[1:] if argv is None else argv) or list(SCENARIOS)
+    unknown = [name for name in chosen if name not in SCENARIOS]
+    if unknown:
+        print(f"crash_sweep: unknown scenario(s) {', '.join(unknown)}; "
+              f"known: {', '.join(SCENARIOS)}", file=sys.stderr)  # fmt: skip
+        return 2
+    points: List[Point] = []
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="crash-sweep-") as work, Stage(Path(work)) as sweep:
+        for scenario in chosen:
+            whens = ("before",) if scenario == "install+client" else ("before", "after")
+            points += sweep.sweep(
+                scenario, whens, progress=lambda p: print(
+                    f"  {p.scenario:<16} {p.when:<6} {p.number:>2} {p.outcome:<16} {p.call[:60]}",
+                    file=sys.stderr, flush=True))  # fmt: skip
+    elapsed = time.monotonic() - started
+    print("| scenario | SIGKILL | crash points | outcomes |")
+    print("|---|---|---|---|")
+    for scenario, when, total, outcomes in summary(points):
+        text = ", ".join(f"{count} {name}" for name, count in outcomes.items()) or "-"
+        print(f"| {scenario} ({SCENARIOS[scenario]}) | {when} the call | {total} | {text} |")
+    for scenario in chosen:
+        if not any(p.scenario == scenario for p in points):
+            print(f"| {scenario} ({SCENARIOS[scenario]}) | - | 0 | no engine call to cut |")
+    bad = [p for p in points if not p.good]
+    print(f"\n{len(points)} crash points, {len(points) - len(bad)} good, {len(bad)} bad, "
+          f"{elapsed:.0f} s")  # fmt: skip
+    print("\n| scenario | SIGKILL | # | engine call | outcome | wrong right after the client |")
+    print("|---|---|---|---|---|---|")
+    for p in points:
+        call = " ".join(p.call.split()[:3])[:50]
+        wrong = "; ".join(p.immediate) or "-"
+        print(f"| {p.scenario} | {p.when} | {p.number} | `{call}` | {p.outcome} | {wrong} |")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
