@@ -125,6 +125,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         rows.append(("validate ref artifact", *pair(ours_read_ref, [tool, "validate", theirs])))
         rows.append(("read (ref: `read`)", *pair(ours_read_ref, [tool, "read", theirs])))
         sizes = (os.path.getsize(ours), os.path.getsize(theirs))
+    from mender_docker.artifact.compression import INFLATER
+
     levels = {
         "gzip": " (ours: zlib level 6, pigz-style blocks; ref: klauspost/pgzip, level 6)",
         "lzma": " (ours: xz preset 6; ref: ulikunitz/xz, 64 MiB dictionary)",
@@ -132,8 +134,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(f"payload {args.size_mb} MiB, compression {args.compression}"
           f"{levels.get(args.compression, '')}")
     if args.compression == "gzip":
-        from mender_docker.artifact.compression import INFLATER
-
         print(f"ours reads gzip with {INFLATER} (isal: python-isal, ISA-L; zlib: fallback)")
     print(f"median of {args.repeat} runs per cell, ours and ref alternating, sync before each")
     print(f"artifact size: ours {sizes[0] / 2**20:.1f} MiB, ref {sizes[1] / 2**20:.1f} MiB")

@@ -19,7 +19,7 @@ import pytest
 from mender_docker.artifact import ArtifactError, ArtifactReader, compression, read_artifact
 from mender_docker.artifact.threadedhash import BUFFER, BUFFERS, ThreadedSha256
 from tests.artifact.crafting import Crafted
-from tests.artifact.helpers import write_sample
+from tests.artifact.helpers import mender_artifact, write_sample
 
 DATA = os.urandom(BUFFER * (BUFFERS + 1) + 12345)
 
@@ -124,3 +124,16 @@ def test_a_wrong_digest_is_still_caught_after_many_chunks() -> None:
     c = Crafted(data_files=[("big", big)], manifest_extra=[("data/0000/big", "0" * 64)])
     with pytest.raises(ArtifactError, match="'big': sha256"):
         read_artifact(io.BytesIO(c.build()))
+
+
+def test_reference_tool_validates_our_multi_block_gzip(tmp_path: Path) -> None:
+    """Many 256 KiB blocks, stored (random) and deflated (ISA-L or zlib) in turn: one
+    deflate stream that mender-artifact 3.9 decompresses and checksums."""
+    text = b" ".join(b"%06x" % (i * 7919 % 4096) for i in range(300_000))
+    payload = b"".join(os.urandom(300_000) + text[i:i + 500_000] for i in range(0, 1_500_000,
+                                                                              500_000))
+    path = write_sample(tmp_path / "big.mender", files=[("images.tar", payload)])
+    assert path.stat().st_size < len(payload) * 0.8  # the text parts were compressed
+    validated = mender_artifact("validate", str(path))
+    assert "validated successfully" in validated.stdout
+    assert read_artifact(path).files[0].sha256 == hashlib.sha256(payload).hexdigest()

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Sequence
 
 from tests.integration.conftest import Deployer
 from tests.realstack import DEVICE_TYPE, ImageFactory, MenderDevice, run, unique
@@ -177,16 +176,3 @@ def remove_image(ref: str) -> None:
 
 def client_log(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout + proc.stderr
-
-
-def module_errors(proc: subprocess.CompletedProcess[str]) -> List[str]:
-    """The module's `error: ...` lines, as the client logs them."""
-    return [line for line in client_log(proc).splitlines() if "error: " in line]
-
-
-def env_without(key: str) -> Dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != key}
-
-
-def first(items: List[str]) -> Optional[str]:
-    return items[0] if items else None

@@ -137,6 +137,7 @@ class CrashSweep:
         point = Point(scenario, when, kill_at, call, NOT_REACHED)
         if scenario == "install+client" and killed:
             # the client died too: it has nothing to roll back; the next deployment undoes
+            point.immediate = self.problems(base, self.v2)
             self.client("rollback")
             self.must("install", self.a2)
             self.must("rollback")
@@ -151,7 +152,7 @@ class CrashSweep:
         if not trouble:
             point.outcome = RESTORED if scenario != "install+client" else NEXT_DEPLOYMENT
             return point
-        point.immediate = trouble
+        point.immediate = point.immediate or trouble
         first = "; ".join(trouble)
         self.recover(committed)
         want = self.base() if committed else base

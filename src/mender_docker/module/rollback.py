@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from mender_docker.module.context import Context
-from mender_docker.module.errors import NoSuchObjectError
+from mender_docker.module.errors import DaemonDownError, NoSuchObjectError
 from mender_docker.module.journal import (
     CLEANED,
     DOWNLOADED,
@@ -22,6 +22,8 @@ from mender_docker.module.journal import (
     Journal,
 )
 from mender_docker.module.log import log, short
+
+ENGINE_WAIT = 30.0  # seconds a rollback waits for a daemon that does not answer
 
 
 def this_deployment(ctx: Context, journal: Journal) -> Optional[Deployment]:
@@ -48,11 +50,31 @@ def rollback(ctx: Context) -> None:
     undo(ctx, journal)
 
 
+def wait_for_engine(ctx: Context, seconds: float) -> None:
+    """A daemon restarting (crash, reboot) must not turn the rollback into a failure:
+    the client runs ArtifactRollback right after the install failed, maybe because
+    the daemon went away; give it time to come back."""
+    deadline = ctx.clock() + seconds
+    waited = False
+    while True:
+        try:
+            ctx.engine.version()
+            return
+        except DaemonDownError:
+            if ctx.clock() >= deadline:
+                raise
+            if not waited:
+                log(f"container engine not answering: waiting up to {seconds:g} s for it")
+                waited = True
+            ctx.sleep(1.0)
+
+
 def undo(ctx: Context, journal: Journal) -> None:
     """Restore the state recorded before the journal's deployment changed anything."""
     deployment = journal.deployment
     assert deployment is not None
     log(f"rolling back {deployment.artifact}")
+    wait_for_engine(ctx, ENGINE_WAIT)
     deployment.phase = ROLLING_BACK
     ctx.store.save(journal)
     engine = ctx.engine
