@@ -140,10 +140,12 @@ def main() -> int:
         show_state(device)
     finally:
         say("cleaning up")
-        names = run(["docker", "ps", "-aq", "--filter", f"label={LABEL}"], check=False).stdout.split()
+        argv = ["docker", "ps", "-aq", "--filter", f"label={LABEL}"]
+        names = run(argv, check=False).stdout.split()
         if names:
             run(["docker", "rm", "-f", *names], check=False)
-        for ref in run(["docker", "images", "-q", f"{registry.host}/demo/web"], check=False).stdout.split():
+        argv = ["docker", "images", "-q", f"{registry.host}/demo/web"]
+        for ref in run(argv, check=False).stdout.split():
             run(["docker", "image", "rm", "-f", ref], check=False)
         device.restore()
         registry.stop()

@@ -113,7 +113,8 @@ class Registry:
                 if self.proc.poll() is not None:
                     break
                 time.sleep(0.1)
-        raise AssertionError(f"docker-registry did not start: {(self.root / 'registry.log').read_text()}")
+        log_text = (self.root / "registry.log").read_text()
+        raise AssertionError(f"docker-registry did not start: {log_text}")
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -177,7 +178,8 @@ class ImageFactory:
             )
         (ctx / "Dockerfile").write_text("\n".join(lines) + "\n")
         full = f"{self.registry.host}/{repo}:{tag}"
-        run(["docker", "build", "-q", "-t", full, str(ctx)], env={**os.environ, "DOCKER_BUILDKIT": "0"})
+        legacy_builder = {**os.environ, "DOCKER_BUILDKIT": "0"}  # no buildx plugin needed
+        run(["docker", "build", "-q", "-t", full, str(ctx)], env=legacy_builder)
         shutil.rmtree(ctx)
         self.tags.append(full)
         if not push:

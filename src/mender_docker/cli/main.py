@@ -9,10 +9,10 @@ from typing import Dict, List, Optional, Tuple
 # sub-command -> (module, one-line help); modules are imported only when used.
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "read": ("mender_docker.cli.read", "show what an artifact contains"),
-    "validate": ("mender_docker.cli.validate", "verify checksums and, with -k, the signature"),
+    "validate": ("mender_docker.cli.validate", "verify checksums and, with -k, a signature"),
     "gen": ("mender_docker.cli.gen", "generate a docker artifact (same as docker-artifact-gen)"),
     "build-module": ("mender_docker.cli.module_tools", "write the update module as one file"),
-    "install-module": ("mender_docker.cli.module_tools", "install the update module on this device"),
+    "install-module": ("mender_docker.cli.module_tools", "install the module on this device"),
     "status": ("mender_docker.cli.module_tools", "show what is deployed on this device"),
 }
 
