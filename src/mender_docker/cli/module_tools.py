@@ -20,6 +20,7 @@ from typing import List, Optional
 import mender_docker
 from mender_docker.cli.common import run_command
 from mender_docker.errors import MenderDockerError
+from mender_docker.module.journal import write_atomic
 
 DEFAULT_INSTALL_PATH = "/usr/share/mender/modules/v3/docker"
 MARKER = "mender_docker/module/main.py"  # how we recognise a module we built
@@ -49,19 +50,7 @@ def build_module(output: str) -> None:
 
 
 def write_executable(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".mender-docker-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(temp, 0o755)
-        os.replace(temp, path)
-    except BaseException:
-        if os.path.exists(temp):
-            os.unlink(temp)
-        raise
+    write_atomic(path, data, mode=0o755)
 
 
 def is_ours(path: str) -> bool:

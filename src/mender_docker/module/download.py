@@ -14,7 +14,7 @@ removed at once, and Cleanup removes what a deployment loaded if it fails later.
 from __future__ import annotations
 
 import os
-from typing import IO, Callable, Dict, List, Optional, Sequence, Set
+from typing import IO, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from mender_docker.module.context import Context
 from mender_docker.module.engine import Feed
@@ -33,6 +33,7 @@ from mender_docker.module.journal import (
     ROLLED_BACK,
     ROLLING_BACK,
     Deployment,
+    Journal,
 )
 from mender_docker.module.log import log
 from mender_docker.module.offline import MANIFEST, PayloadChecker, PayloadError
@@ -112,23 +113,7 @@ def prepare_images(
         sizes[item.image] = item.image_size
     missing = [ref for ref in images if not image_present(ctx, ref)]
     check_space(ctx, [sizes[ref] for ref in missing], meta.image_sizes is not None)
-    journal = ctx.store.load()
-    pulled = missing
-    if journal.deployment is not None and journal.deployment.id == deployment_id:
-        # the same deployment again (Install after Download): keep what Download pulled
-        before = journal.deployment.pulled
-        pulled = before + [ref for ref in missing if ref not in before]
-    deployment = Deployment(
-        id=deployment_id,
-        artifact=ctx.artifact_name(),
-        phase=DOWNLOADING,
-        tree=os.path.abspath(ctx.tree),
-        scope=ctx.config.scope,
-        images=images,
-        pulled=pulled,
-    )
-    journal.deployment = deployment
-    ctx.store.save(journal)  # before pulling: Cleanup then knows what to remove
+    journal, deployment = record_deployment(ctx, deployment_id, images, missing)
     for ref in missing:
         pull(ctx, ref)
     for ref in images:
@@ -136,6 +121,31 @@ def prepare_images(
     deployment.phase = DOWNLOADED
     ctx.store.save(journal)
     return deployment
+
+
+def record_deployment(
+    ctx: Context, deployment_id: str, images: List[str], missing: List[str]
+) -> Tuple[Journal, Deployment]:
+    """Journal the deployment before fetching anything, so Cleanup knows what to remove.
+
+    The same deployment again (Install after Download) keeps what was fetched before."""
+    journal = ctx.store.load()
+    fetched = missing
+    if journal.deployment is not None and journal.deployment.id == deployment_id:
+        before = journal.deployment.pulled
+        fetched = before + [ref for ref in missing if ref not in before]
+    deployment = Deployment(
+        id=deployment_id,
+        artifact=ctx.artifact_name(),
+        phase=DOWNLOADING,
+        tree=os.path.abspath(ctx.tree),
+        scope=ctx.config.scope,
+        images=images,
+        pulled=fetched,
+    )
+    journal.deployment = deployment
+    ctx.store.save(journal)
+    return journal, deployment
 
 
 def prepare_embedded(
@@ -157,22 +167,7 @@ def prepare_embedded(
         sizes[tag] = item.image_size
     missing = [tag for tag in expected if not loaded_as(ctx, tag, expected[tag])]
     check_space(ctx, [sizes[tag] for tag in missing], meta.image_sizes is not None)
-    journal = ctx.store.load()
-    loaded = missing
-    if journal.deployment is not None and journal.deployment.id == deployment_id:
-        before = journal.deployment.pulled
-        loaded = before + [tag for tag in missing if tag not in before]
-    deployment = Deployment(
-        id=deployment_id,
-        artifact=ctx.artifact_name(),
-        phase=DOWNLOADING,
-        tree=os.path.abspath(ctx.tree),
-        scope=ctx.config.scope,
-        images=list(expected),
-        pulled=loaded,
-    )
-    journal.deployment = deployment
-    ctx.store.save(journal)  # before loading: Cleanup then knows what to remove
+    journal, deployment = record_deployment(ctx, deployment_id, list(expected), missing)
 
     def transient_tag(layer_file: str) -> str:
         """A tag of this deployment's own for an imported base layer, recorded in

@@ -104,15 +104,17 @@ class JournalStore:
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
 
 
-def write_atomic(path: str, data: bytes) -> None:
+def write_atomic(path: str, data: bytes, mode: Optional[int] = None) -> None:
     """Write `data` to `path` so that a crash leaves the old or the new file, whole."""
     directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".journal-", dir=directory)
+    fd, temp = tempfile.mkstemp(prefix=".mender-docker-", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        if mode is not None:
+            os.chmod(temp, mode)
         os.replace(temp, path)
     except BaseException:
         try:
