@@ -197,26 +197,28 @@ class FakeEngine:
         have = self.images.setdefault(src.id, FakeImage(src.id, set(), src.size, src.behaviour))
         have.refs |= src.refs
 
-    def create_and_start(
+    def create(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
     ) -> str:
-        self._call("create_and_start", name, image, *args)
+        self._call("create", name, image, *args)
         found = self._image(image)
         if found is None:
-            raise NoSuchObjectError(["docker", "run"], 125, f"No such image: {image}")
+            raise NoSuchObjectError(["docker", "create"], 125, f"No such image: {image}")
         self._check_name(name)
         policy = "no"
         if "--restart" in args:
             policy = args[list(args).index("--restart") + 1]
         container_id = self._new_id()
-        container = FakeContainer(
-            container_id, name, image, found.id, tuple(args), dict(labels), policy, True
+        self.containers[container_id] = FakeContainer(
+            container_id, name, image, found.id, tuple(args), dict(labels), policy, False
         )
-        if found.behaviour == "exits":
-            container.running, container.exit_code = False, 1
-        elif found.behaviour in ("unhealthy", "healthy"):
-            container.health = found.behaviour
-        self.containers[container_id] = container
+        return container_id
+
+    def create_and_start(
+        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
+        container_id = self.create(name, image, args, labels)
+        self.start(container_id)
         return container_id
 
     def stop(self, container_id: str, timeout: float) -> None:
@@ -228,6 +230,13 @@ class FakeEngine:
         container = self._container(container_id)
         container.running = True
         container.started += 1
+        behaviour = next(
+            (i.behaviour for i in self.images.values() if i.id == container.image_id), "ok"
+        )
+        if behaviour == "exits":
+            container.running, container.exit_code = False, 1
+        elif behaviour in ("unhealthy", "healthy"):
+            container.health = behaviour
 
     def rename(self, container_id: str, new_name: str) -> None:
         self._call("rename", container_id, new_name)

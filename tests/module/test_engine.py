@@ -95,14 +95,14 @@ def test_argument_lists_reach_the_binary_verbatim(recorder: Path) -> None:
     engine = Engine(binary=str(recorder))
     out = engine.run(["run", "-e", "A=$(rm -rf /); `x`", "--label", "k=v w"])
     assert json.loads(out) == ["run", "-e", "A=$(rm -rf /); `x`", "--label", "k=v w"]
-    line = engine.create_and_start("n", "img@sha256:1", ["-p", "80:80"], {"l": "1"})
+    line = engine.create("n", "img@sha256:1", ["-dt", "-p", "80:80", "-d"], {"l": "1"})
     assert json.loads(line) == [
-        "run",
-        "-d",
+        "create",
         "--name",
         "n",
         "--label",
         "l=1",
+        "-t",
         "-p",
         "80:80",
         "img@sha256:1",

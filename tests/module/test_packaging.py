@@ -72,9 +72,35 @@ def test_imports_nothing_outside_the_standard_library(packed: Path) -> None:
     assert report["foreign"] == []
     files = [n for n in zipfile.ZipFile(packed).namelist() if not n.endswith("/")]
     allowed = {"__main__.py", "mender_docker/__init__.py", "mender_docker/spec.py"}
+    allowed |= {name + "c" for name in allowed if name != "__main__.py"}  # bytecode
     assert [
         n for n in files if n not in allowed and not n.startswith("mender_docker/module/")
     ] == []
+
+
+def test_queries_come_from_bytecode_without_the_state_handlers(
+    packed: Path, tmp_path: Path
+) -> None:
+    """Break every source in a copy of the packed file but protocol's bytecode: a query
+    still answers, so it uses the precompiled `protocol` and nothing else of ours."""
+    broken = tmp_path / "docker"
+    with zipfile.ZipFile(packed) as original, zipfile.ZipFile(broken, "w") as copy:
+        for item in original.infolist():
+            data = original.read(item)
+            keep = item.filename.endswith("__main__.py") or item.filename.endswith(
+                ("mender_docker/__init__.pyc", "module/__init__.pyc", "protocol.pyc")
+            )
+            if item.filename.endswith(".py") and not keep:
+                data = b"raise SystemExit('source used')\n"
+            elif item.filename.endswith(".pyc") and not keep:
+                data = b""  # no valid bytecode: zipimport would fall back to the source
+            copy.writestr(item, data)
+    done = subprocess.run(
+        [sys.executable, "-I", "-S", str(broken), "SupportsRollback", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "Yes\n", "")
 
 
 def test_bad_meta_data_is_one_line_from_the_packed_module(packed: Path, tmp_path: Path) -> None:

@@ -41,7 +41,7 @@ def test_happy_path_scope_all_stops_everything_and_never_removes_unmanaged(devic
     device.run("ArtifactInstall")
     new = engine.by_name("web")
     assert new.running and new.image == web
-    assert new.args == ("--restart", "unless-stopped", "-p", "80:80")
+    assert new.args == ("--restart", "unless-stopped", "-t", "-p", "80:80")
     assert new.labels[MANAGED] == "1"
     assert new.labels["io.mender.docker.artifact"] == "release-2"
     assert not engine.containers[old].running

@@ -62,14 +62,15 @@ def calls_named(calls: List[str], *verbs: str) -> List[str]:
     return [c for c in calls if c.split()[0] in verbs]
 
 
-MUTATING = ("update", "stop", "rename", "run", "rm", "rmi", "start")
+MUTATING = ("update", "stop", "rename", "create", "run", "rm", "rmi", "start")
 
 
 def test_sigkill_at_every_engine_call_of_artifact_install(crash_sweep: CrashSweep) -> None:
     points = crash_sweep.sweep("install", ("before",))
     calls = crash_sweep.counted["install"]
-    # the sweep really covers the dangerous calls: stop, rename and run of the new one
-    assert calls_named(calls, "update", "stop", "rename", "run"), calls
+    # the sweep really covers every dangerous call: each verb below occurs in it
+    verbs = {"update", "rename", "create", "stop", "start"}
+    assert verbs <= {c.split()[0] for c in calls}, calls
     assert len(points) == len(calls)
     check_points(points, RESTORED)
     # killed right after a call that changed something (the rest: crash_sweep.py)
@@ -111,7 +112,8 @@ def test_client_killed_with_the_module_is_undone_by_the_next_deployment(
 ) -> None:
     """Mender 3.4 standalone forgets an install it was killed in (`mender rollback`:
     "nothing to commit"); the next `mender install` must put the old state back first."""
-    points = crash_sweep.sweep("install+client", ("before",), only=("stop", "rename", "run"))
-    assert len(points) == 3, points
+    only = ("rename", "create", "stop", "start")
+    points = crash_sweep.sweep("install+client", ("before",), only=only)
+    assert len(points) == 4, points
     check_points(points, NEXT_DEPLOYMENT)
     assert any("There is nothing to commit" in entry for entry in crash_sweep.log), crash_sweep.log

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import py_compile
 import shutil
 import tempfile
 import zipapp
@@ -25,10 +26,19 @@ from mender_docker.module.journal import write_atomic
 DEFAULT_INSTALL_PATH = "/usr/share/mender/modules/v3/docker"
 MARKER = "mender_docker/module/main.py"  # how we recognise a module we built
 PACKAGE_INIT = '"""Container updates for Mender (packed update module)."""\n\n__version__ = "{}"\n'
-ZIP_MAIN = (
-    '"""The packed Docker Update Module: docker STATE FILE_TREE_DIR."""\n\n'
-    "import sys\n\nfrom mender_docker.module.main import main\n\nsys.exit(main())\n"
-)
+ZIP_MAIN = '''"""The packed Docker Update Module: docker STATE FILE_TREE_DIR."""
+
+import sys
+
+from mender_docker.module.protocol import quick_answer
+
+code = quick_answer(sys.argv[1:])
+if code is None:
+    from mender_docker.module.main import main
+
+    code = main()
+sys.exit(code)
+'''
 
 
 def build_module(output: str) -> None:
@@ -43,10 +53,28 @@ def build_module(output: str) -> None:
         )
         (root / "__main__.py").write_text(ZIP_MAIN)
         for source in sources:
-            shutil.copyfile(source, root / source.relative_to(package.parent))
+            target = root / source.relative_to(package.parent)
+            shutil.copyfile(source, target)
+        precompile(root)
         buffer = io.BytesIO()
         zipapp.create_archive(root, buffer, interpreter="/usr/bin/env python3", compressed=True)
     write_executable(output, buffer.getvalue())
+
+
+def precompile(root: Path) -> None:
+    """Bytecode beside each source (`x.pyc`, which zipimport prefers): a zip cannot
+    cache what Python compiles, so without it every state call would recompile.
+    A device whose python3 is another version ignores these and reads the sources."""
+    for source in sorted(root.rglob("*.py")):
+        if source.name == "__main__.py":
+            continue
+        py_compile.compile(
+            str(source),
+            cfile=str(source.with_suffix(".pyc")),
+            dfile=str(source.relative_to(root)),
+            doraise=True,
+            invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH,
+        )
 
 
 def write_executable(path: str, data: bytes) -> None:

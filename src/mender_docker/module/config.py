@@ -13,6 +13,8 @@ keys are errors: a misspelt key silently ignored would be worse.
     health_timeout       seconds the health gate may take in all (60)
     health_window        seconds each new container must stay up (5)
     keep_previous_images keep images of earlier deployments after a commit (false)
+    tty                  give containers a terminal, as the original's `docker run -dt`
+                         did (true): images whose command is a shell need it to stay up
     pull_retries         extra attempts for a failed pull (2)
     command_timeout      seconds any engine command but a pull may take (300)
     label_namespace      prefix of the labels we set (io.mender.docker); lets
@@ -53,6 +55,7 @@ class Config:
     health_timeout: float = 60.0
     health_window: float = 5.0
     keep_previous_images: bool = False
+    tty: bool = True
     pull_retries: int = 2
     command_timeout: float = 300.0  # seconds for any engine command but a pull
     label_namespace: str = "io.mender.docker"  # prefix of every label we set
@@ -111,13 +114,13 @@ def _convert(key: str, value: str, where: str) -> object:
         if not value.isdigit():
             raise ConfigError(f"{where}: pull_retries must be a whole number, got {value!r}")
         return int(value)
-    if key == "keep_previous_images":
+    if key in ("keep_previous_images", "tty"):
         lowered = value.lower()
         if lowered in ("1", "yes", "true", "on"):
             return True
         if lowered in ("0", "no", "false", "off"):
             return False
-        raise ConfigError(f"{where}: keep_previous_images must be true or false, got {value!r}")
+        raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
     if key == "scope" and value not in SCOPES:
         raise ConfigError(f"{where}: scope must be one of {', '.join(SCOPES)}, got {value!r}")
     if key == "engine" and not value:

@@ -64,6 +64,21 @@ class ImageInfo:
     size: int = 0
 
 
+def without_detach(args: Sequence[str]) -> List[str]:
+    """`docker run` arguments as `docker create` takes them: without -d/--detach,
+    which `create` refuses (it never attaches anyway). Short flags may be
+    combined (`-dt`): only the `d` goes."""
+    out: List[str] = []
+    for arg in args:
+        if arg in ("-d", "--detach") or arg.startswith("--detach="):
+            continue
+        combined_short_flags = arg[:1] == "-" and arg[1:2] != "-" and len(arg) > 2
+        if combined_short_flags and set(arg[1:]) <= set("ditP"):
+            arg = "-" + arg[1:].replace("d", "")
+        out.append(arg)
+    return out
+
+
 def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
     """One element of `docker inspect` output for a container."""
     state = data.get("State") or {}
@@ -111,7 +126,7 @@ class ContainerEngine(Protocol):
     def start_load(self) -> Feed: ...
     def start_import(self, tag: str) -> Feed: ...
     def imports_base_layers(self) -> bool: ...
-    def create_and_start(
+    def create(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
     ) -> str: ...
     def stop(self, container_id: str, timeout: float) -> None: ...
@@ -336,14 +351,22 @@ class Engine:
             raise EngineMissingError(command, exc.strerror or str(exc)) from None
         return Feed(command, proc, output, self.pull_timeout)
 
+    def create(
+        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
+    ) -> str:
+        """Create (not start) a container; `args` are `docker run` arguments."""
+        command = ["create", "--name", name]
+        for key, value in labels.items():
+            command += ["--label", f"{key}={value}"]
+        out = self.run([*command, *without_detach(args), image])
+        return out.strip().splitlines()[-1].strip()
+
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
     ) -> str:
-        command = ["run", "-d", "--name", name]
-        for key, value in labels.items():
-            command += ["--label", f"{key}={value}"]
-        out = self.run([*command, *args, image])
-        return out.strip().splitlines()[-1].strip()
+        container_id = self.create(name, image, args, labels)
+        self.start(container_id)
+        return container_id
 
     def stop(self, container_id: str, timeout: float) -> None:
         self.run(["stop", "-t", str(int(round(timeout))), container_id], self.timeout + timeout)

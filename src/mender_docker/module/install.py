@@ -44,11 +44,15 @@ def config_hash(item: PlannedContainer) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def run_arguments(item: PlannedContainer) -> List[str]:
-    """The artifact's arguments, plus a restart policy unless they choose one."""
+def run_arguments(item: PlannedContainer, tty: bool) -> List[str]:
+    """The artifact's arguments, plus a restart policy unless they choose one, and a
+    terminal like the original's `docker run -dt` unless `tty = false`."""
     args = list(item.args)
     chooses = any(a == "--rm" or a == "--restart" or a.startswith("--restart=") for a in args)
-    return args if chooses else ["--restart", "unless-stopped", *args]
+    extra = [] if chooses else ["--restart", "unless-stopped"]
+    if tty:
+        extra.append("-t")
+    return [*extra, *args]
 
 
 def is_managed(ctx: Context, info: ContainerInfo) -> bool:
@@ -128,12 +132,14 @@ def install(ctx: Context) -> None:
 
     for c in kept:
         log(f"keeping {c.name} ({short(c.id)}): unchanged")
-    stop_all(ctx, to_stop, meta.stop_timeout)
+    # Everything that can happen while the old containers still serve happens first
+    # (a running container can be renamed; a created one holds no port yet): the
+    # outage is then one stop plus one start.
     for entry in renames:
         log(f"renaming {entry['from']} ({short(entry['id'])}) to {entry['to']}")
         ctx.engine.rename(entry["id"], entry["to"])
     for item in to_create:
-        log(f"starting {item.name} from {item.image}")
+        log(f"creating {item.name} from {item.image}")
         labels = {
             ctx.label("managed"): "1",
             ctx.label("artifact"): deployment.artifact,
@@ -141,11 +147,13 @@ def install(ctx: Context) -> None:
             ctx.label("config-hash"): hashes[item.name],
             ctx.label("image"): item.image,  # the pinned reference, pulled or loaded
         }
-        args = run_arguments(item)
+        args = run_arguments(item, ctx.config.tty)
         image = engine_reference(meta, item.image)
-        container_id = ctx.engine.create_and_start(item.name, image, args, labels)
+        container_id = ctx.engine.create(item.name, image, args, labels)
         deployment.created.append(container_id)
         ctx.store.save(journal)
+    stop_all(ctx, to_stop, meta.stop_timeout)
+    start_all(ctx, deployment.created)
 
     timeout = ctx.config.health_timeout if meta.health_timeout is None else meta.health_timeout
     window = ctx.config.health_window if meta.health_window is None else meta.health_window
@@ -153,6 +161,20 @@ def install(ctx: Context) -> None:
     deployment.phase = INSTALLED
     ctx.store.save(journal)
     log(f"installed {deployment.artifact}: {len(deployment.created)} started, {len(kept)} kept")
+
+
+def start_all(ctx: Context, container_ids: Sequence[str]) -> None:
+    """Start the new containers in parallel: the outage does not grow with their number."""
+    if not container_ids:
+        return
+
+    def start(container_id: str) -> None:
+        log(f"starting {short(container_id)}")
+        ctx.engine.start(container_id)
+
+    with ThreadPoolExecutor(max_workers=min(8, len(container_ids))) as pool:
+        for future in [pool.submit(start, i) for i in container_ids]:
+            future.result()
 
 
 def stop_all(ctx: Context, containers: Sequence[ContainerInfo], timeout: Optional[float]) -> None:

@@ -20,14 +20,10 @@ from mender_docker.module.finish import cleanup, commit, failure
 from mender_docker.module.install import install
 from mender_docker.module.journal import JournalStore
 from mender_docker.module.log import log
+from mender_docker.module.protocol import STATE_NAMES, quick_answer
 from mender_docker.module.rollback import rollback
 from mender_docker.spec import MetadataError
 
-QUERIES: Dict[str, str] = {
-    "SupportsRollback": "Yes",
-    "NeedsArtifactReboot": "No",
-    "ProvidePayloadFileSizes": "No",
-}
 STATES: Dict[str, Callable[[Context], None]] = {
     "Download": download,
     "ArtifactInstall": install,
@@ -36,6 +32,7 @@ STATES: Dict[str, Callable[[Context], None]] = {
     "ArtifactFailure": failure,
     "Cleanup": cleanup,
 }
+assert tuple(STATES) == STATE_NAMES
 
 
 @contextmanager
@@ -63,15 +60,10 @@ def run_state(
 
 def main(argv: Optional[List[str]] = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if not args:
-        log("error: usage: docker STATE FILE_TREE_DIR")
-        return 2
+    answered = quick_answer(args)
+    if answered is not None:
+        return answered
     state = args[0]
-    if state in QUERIES:
-        print(QUERIES[state])
-        return 0
-    if state not in STATES:
-        return 0  # the protocol grows: unknown states are no-ops
     if len(args) < 2:
         log(f"error: {state} needs the FILE_TREE_DIR argument")
         return 2
