@@ -26,11 +26,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -50,70 +48,10 @@ from bench.harness import (  # noqa: E402
     table,
 )
 from tests.realstack import ImageFactory, Registry, require, require_engine, run, unique  # noqa: E402
+from tests.tcprelay import TcpRelay  # noqa: E402
 
 FULL_SIZES = (5, 60, 200)  # MB; the middle one is compared with the original
 QUICK_SIZES = (1, 5, 20)
-
-
-class SlowLink:
-    """A TCP relay in front of the registry that imitates a network link.
-
-    Registry-to-client bytes share one bandwidth budget (token bucket over all
-    connections, as on one link); each client-to-registry chunk (a request)
-    waits `latency` first. Both generators talk to the registry through it.
-    """
-
-    def __init__(self, upstream: str, bandwidth_mb_s: float, latency_ms: float) -> None:
-        host, port = upstream.rsplit(":", 1)
-        self.upstream = (host, int(port))
-        self.rate = bandwidth_mb_s * 1e6
-        self.latency = latency_ms / 1000
-        self.listener = socket.socket()
-        self.listener.bind(("127.0.0.1", 0))
-        self.listener.listen(64)
-        self.host = f"127.0.0.1:{self.listener.getsockname()[1]}"
-        self._lock = threading.Lock()
-        self._next_free = time.monotonic()
-        self._closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def close(self) -> None:
-        self._closed = True
-        self.listener.close()
-
-    def _accept(self) -> None:
-        while not self._closed:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            server = socket.create_connection(self.upstream)
-            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, download: bool) -> None:
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if download and self.rate > 0:
-                    with self._lock:  # reserve this chunk's slot on the shared link
-                        start = max(self._next_free, time.monotonic())
-                        self._next_free = start + len(data) / self.rate
-                    time.sleep(max(0.0, self._next_free - time.monotonic()))
-                elif not download and self.latency:
-                    time.sleep(self.latency)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                sock.close()
 
 
 def timed(argv: Sequence[str], cwd: Path) -> float:
@@ -168,7 +106,11 @@ def bench(
     registry.start()
     factory = ImageFactory(registry, workdir)
     refs: Dict[int, str] = {}
-    link = SlowLink(registry.host, bandwidth, latency) if bandwidth or latency else None
+    link = (
+        TcpRelay(registry.port, rate=bandwidth * 1e6, latency=latency / 1000)
+        if bandwidth or latency
+        else None
+    )
     pushed: List[str] = []
     try:
         for size in sizes:
@@ -230,7 +172,7 @@ def bench(
             run(["docker", "image", "rm", "-f", ref], check=False)
         factory.cleanup()
         if link is not None:
-            link.close()
+            link.kill()
         registry.stop()
 
 

@@ -23,7 +23,7 @@ import pytest
 from tests.realstack import ImageFactory, MenderDevice, Registry, run, unique
 from tests.reliability.harness import QUICK_EXIT, Rig, client_log
 from tests.reliability.private_engine import PrivateDockerd
-from tests.reliability.proxy import CuttableProxy
+from tests.tcprelay import TcpRelay
 
 ERROR_MARK = "mender-docker: error: "
 
@@ -117,7 +117,7 @@ def test_registry_down_before_the_pull(
 
 def test_registry_gone_in_the_middle_of_the_pull(device: Device, registry: Registry) -> None:
     v2 = device.build("v2", cmd=QUICK_EXIT, random_mb=24)
-    proxy = CuttableProxy(registry.port)
+    proxy = TcpRelay(registry.port)
     try:
         pinned = f"{proxy.host}/{v2.split('/', 1)[1]}"
         artifact = device.rig.artifact("v2", pinned)
