@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.realstack import ImageFactory, MenderDevice, Registry, require_engine
+from tests.realstack import CLIENTS, ImageFactory, MenderDevice, Registry, require_engine
 
 
 @pytest.fixture(scope="session")
@@ -35,10 +35,12 @@ def image_factory(
     factory.cleanup()
 
 
-@pytest.fixture
-def mender_device(tmp_path: Path) -> Iterator[MenderDevice]:
-    """The real Mender client, standalone, state in tmp_path; restores module files."""
-    device = MenderDevice(tmp_path / "device")
+@pytest.fixture(params=CLIENTS, ids=[f"mender-{c}" for c in CLIENTS])
+def mender_device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MenderDevice]:
+    """The real Mender client, standalone, state in tmp_path; restores module files.
+
+    Every test that drives a client runs on both: 3.4 (Debian's) and 5.1 (devices' today)."""
+    device = MenderDevice(tmp_path / "device", client=request.param)
     try:
         yield device
     finally:

@@ -1,4 +1,5 @@
-"""The real components the tests drive: dockerd, docker-registry, mender, mender-artifact.
+"""The real components the tests drive: dockerd, docker-registry, the Mender clients
+(3.4 `mender` and 5.1 `mender-update`), mender-artifact.
 
 Nothing here fakes anything. A missing component makes the fixture fail with a
 message saying what to install; it never skips.
@@ -201,17 +202,27 @@ class ImageFactory:
         self.tags.clear()
 
 
+CLIENTS = ("3.4", "5.1")  # the Go client Debian packages; the C++ client devices run today
+MENDER_UPDATE = "mender-update"  # 5.1, from shared/vendor/mender-update (scripts/setup)
+
+
 class MenderDevice:
     """The real Mender client in standalone mode with its state in a temp dir.
 
-    The client's module directory is fixed at /usr/share/mender/modules/v3 in
-    this build: `use_module` installs a module there and `restore` puts back
-    exactly what was there before. Same for /etc/mender/artifact_info, which
-    the client reads before the first install.
+    `client` is "3.4" (`mender`, Go) or "5.1" (`mender-update`, C++). The 3.4
+    build reads modules from the fixed /usr/share/mender/modules/v3 and the
+    artifact info from /etc/mender: `use_module` installs a module there and
+    `restore` puts back exactly what was there before. 5.1 takes both
+    directories from MENDER_DATA_DIR and MENDER_CONF_DIR, so its device
+    lives entirely under `root`.
     """
 
-    def __init__(self, root: Path) -> None:
-        require("mender")
+    def __init__(self, root: Path, client: str = "3.4") -> None:
+        if client not in CLIENTS:
+            raise AssertionError(f"unknown Mender client {client!r}; known: {CLIENTS}")
+        self.client = client
+        self.binary = "mender" if client == "3.4" else MENDER_UPDATE
+        require(self.binary)
         self.root = root
         self.data = root / "data"
         self.data.mkdir(parents=True)
@@ -220,7 +231,17 @@ class MenderDevice:
         self.config.write_text(json.dumps({"DeviceTypeFile": str(self.data / "device_type")}))
         self.env: Dict[str, str] = {}  # extra environment for the client (and so the module)
         self._saved: Dict[Path, Optional[bytes]] = {}
-        self._save_and_write(ARTIFACT_INFO, b"artifact_name=factory\n", keep_existing=True)
+        if client == "3.4":
+            self.module_dir = MODULE_DIR
+            self._save_and_write(ARTIFACT_INFO, b"artifact_name=factory\n", keep_existing=True)
+        else:
+            self.module_dir = root / "share" / "modules" / "v3"
+            self.module_dir.mkdir(parents=True)
+            conf_dir = root / "conf"
+            conf_dir.mkdir()
+            (conf_dir / "artifact_info").write_text("artifact_name=factory\n")
+            self.env["MENDER_DATA_DIR"] = str(root / "share")
+            self.env["MENDER_CONF_DIR"] = str(conf_dir)
 
     def _save_and_write(self, path: Path, content: bytes, keep_existing: bool = False) -> None:
         if path not in self._saved:
@@ -234,7 +255,7 @@ class MenderDevice:
         os.replace(tmp, path)
 
     def use_module(self, module_file: Path, type_name: str = "docker") -> None:
-        self._save_and_write(MODULE_DIR / type_name, module_file.read_bytes())
+        self._save_and_write(self.module_dir / type_name, module_file.read_bytes())
 
     def restore(self) -> None:
         for path, content in self._saved.items():
@@ -247,12 +268,14 @@ class MenderDevice:
                 os.replace(tmp, path)
         self._saved.clear()
 
+    def argv(self, *args: str) -> List[str]:
+        """The client's command line (global options first, as both clients want them)."""
+        common = [self.binary, "-c", str(self.config), "-d", str(self.data)]
+        return [*common, "--no-syslog", *args] if self.client == "3.4" else [*common, *args]
+
     def mender(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         return run(
-            ["mender", "-c", str(self.config), "-d", str(self.data), "--no-syslog", *args],
-            check=False,
-            timeout=timeout,
-            env={**os.environ, **self.env},
+            self.argv(*args), check=False, timeout=timeout, env={**os.environ, **self.env}
         )
 
     def install(self, artifact: Path) -> subprocess.CompletedProcess[str]:
@@ -263,6 +286,12 @@ class MenderDevice:
 
     def rollback(self) -> subprocess.CompletedProcess[str]:
         return self.mender("rollback")
+
+    def resume(self) -> subprocess.CompletedProcess[str]:
+        """5.x only: finish (roll back) a deployment the client was killed in."""
+        if self.client == "3.4":
+            raise AssertionError("the 3.4 client has no resume: it forgets such a deployment")
+        return self.mender("resume")
 
     def show_artifact(self) -> str:
         return self.mender("-l", "error", "show-artifact").stdout.strip()

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mender_docker.module.engine import ContainerInfo, ImageInfo
-from mender_docker.module.errors import DaemonDownError, EngineError, NoSuchObjectError
+from mender_docker.module.errors import (
+    DaemonDownError,
+    EngineError,
+    NoSuchObjectError,
+    UnsupportedError,
+)
 
 MUTATING = {
     "pull",
@@ -67,6 +72,7 @@ class FakeEngine:
     calls: List[Tuple[str, ...]] = field(default_factory=list)
     crash_at: Optional[int] = None
     daemon_down: bool = False
+    podman4: bool = False  # like podman 4: `always` lasts; no `update --restart`
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- test helpers ------------------------------------------------------------------
@@ -146,6 +152,9 @@ class FakeEngine:
     def version(self) -> str:
         self._call("version")
         return "fake-1.0"
+
+    def lasting_restart_policy(self) -> str:
+        return "always" if self.podman4 else "unless-stopped"
 
     def data_root(self) -> Optional[str]:
         self._call("data_root")
@@ -246,6 +255,8 @@ class FakeEngine:
 
     def set_restart_policy(self, container_id: str, policy: str) -> None:
         self._call("set_restart_policy", container_id, policy)
+        if self.podman4:
+            raise UnsupportedError(["podman", "update"], 125, "Error: unknown flag: --restart")
         self._container(container_id).restart_policy = policy
 
     def remove_container(self, container_id: str) -> None:

@@ -9,12 +9,12 @@ import pytest
 from mender_docker.module.main import main
 
 
-def test_queries(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+def test_queries(capfd: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert main(["SupportsRollback", str(tmp_path)]) == 0
     assert main(["NeedsArtifactReboot", str(tmp_path)]) == 0
     assert main(["ProvidePayloadFileSizes", str(tmp_path)]) == 0
     assert main(["ArtifactVerifyReboot", str(tmp_path)]) == 0
-    assert capsys.readouterr().out == "Yes\nNo\nNo\n"
+    assert capfd.readouterr().out == "Yes\nNo\nNo\n"
 
 
 def test_no_arguments(capsys: pytest.CaptureFixture[str]) -> None:

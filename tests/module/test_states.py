@@ -436,3 +436,21 @@ def test_the_owners_policy_refuses_before_anything_changes(tmp_path: Path) -> No
     device.new_deployment("r1", {"containers": [ok], "run_args": "-p 80:80"})
     device.run("Download", "ArtifactInstall")
     assert engine.by_name("web").running
+
+
+def test_podman4_gets_always_and_keeps_old_policies(tmp_path: Path) -> None:
+    """podman 4 cannot change a restart policy: install and rollback go on without, and new
+    containers get the one podman-restart.service honours at boot."""
+    device = Device(tmp_path)
+    device.engine.podman4 = True
+    old = device.engine.add_container(
+        "legacy", device.engine.publish("legacy", "1"), restart_policy="always"
+    )
+    before = device.engine.snapshot()
+    device.new_deployment("r2", {"containers": [device.engine.publish("web", "2")]})
+    device.run("Download", "ArtifactInstall")
+    assert device.engine.by_name("web").args[:2] == ("--restart", "always")
+    assert not device.engine.containers[old].running
+    assert device.engine.containers[old].restart_policy == "always"
+    device.run("ArtifactRollback", "ArtifactFailure", "Cleanup")
+    assert device.engine.snapshot() == before

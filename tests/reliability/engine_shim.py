@@ -23,18 +23,18 @@ import sys
 from typing import Any, Dict, List
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-MODULE_DIR = "/usr/share/mender/modules/v3"
+MODULE_DIRS = "/modules/v3"  # 3.4: /usr/share/mender/modules/v3; 5.x: $MENDER_DATA_DIR/modules/v3
 
 
 def module_state(pid: int) -> str:
-    """The protocol state the calling module runs: `MODULE_DIR/TYPE STATE TREE` in its argv."""
+    """The protocol state the calling module runs: `.../modules/v3/TYPE STATE TREE` in its argv."""
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as handle:
             argv = handle.read().decode("utf-8", "replace").split("\0")
     except OSError:
         return ""
     for index, arg in enumerate(argv[:-1]):
-        if os.path.dirname(arg) == MODULE_DIR:
+        if os.path.dirname(arg).endswith(MODULE_DIRS):
             return argv[index + 1]
     return ""
 

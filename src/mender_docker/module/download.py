@@ -18,7 +18,12 @@ from typing import IO, Callable, Dict, List, Optional, Sequence, Set, Tuple
 
 from mender_docker.module.context import Context
 from mender_docker.module.engine import Feed
-from mender_docker.module.errors import DeploymentError, EngineError, NoSuchObjectError
+from mender_docker.module.errors import (
+    DeploymentError,
+    EngineError,
+    ModuleError,
+    NoSuchObjectError,
+)
 from mender_docker.module.finish import (
     cleanup_committed,
     cleanup_failed,
@@ -284,18 +289,25 @@ def stream_payload(
         return
     with open(next_path, "rb") as handle:
         line = handle.read().decode("utf-8", "replace").strip()
-    if line != f"streams/{name}":
-        raise PayloadError(
-            f"expected payload file {name}, the artifact has "
-            f"{line.split('/', 1)[-1] if line else 'none'}"
-        )
+    if not line:
+        raise PayloadError(f"expected payload file {name}, the artifact has none")
     with open(os.path.join(ctx.tree, line), "rb") as source:
-        if expected:
-            load_payload(ctx, source, expected, transient_tag)
-        else:
-            log("all embedded images are already loaded: skipping the payload")
-            while source.read(1 << 20):
-                pass
+        try:
+            if line != f"streams/{name}":
+                raise PayloadError(
+                    f"expected payload file {name}, the artifact has {line.split('/', 1)[-1]}"
+                )
+            if expected:
+                load_payload(ctx, source, expected, transient_tag)
+            else:
+                log("all embedded images are already loaded: skipping the payload")
+            discard(source)
+        except ModuleError:
+            # Take what the client still sends: a 5.x client whose write fails on a
+            # closed pipe kills the module (SIGTERM) before it can say what was wrong.
+            discard(source)
+            drain_streams(ctx.tree)
+            raise
     with open(next_path, "rb") as handle:
         extra = handle.read().decode("utf-8", "replace").strip()
     if extra:
@@ -376,5 +388,10 @@ def drain_streams(tree: str) -> None:
             return
         log(f"warning: ignoring unexpected payload file {line}")
         with open(os.path.join(tree, line), "rb") as stream:
-            while stream.read(1 << 20):
-                pass
+            discard(stream)
+
+
+def discard(stream: IO[bytes]) -> None:
+    """Read a stream to its end."""
+    while stream.read(1 << 20):
+        pass

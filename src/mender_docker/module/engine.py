@@ -21,6 +21,7 @@ from mender_docker.module.errors import (
     EngineError,
     EngineMissingError,
     NoSuchObjectError,
+    UnsupportedError,
 )
 
 _NOT_FOUND_MARKERS = (
@@ -37,6 +38,7 @@ _DAEMON_DOWN_MARKERS = (
     "error during connect",
     "unable to connect to podman",
 )
+_UNSUPPORTED_MARKERS = ("unknown flag", "unknown shorthand flag")
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class ContainerEngine(Protocol):
     """The operations the states need; `Engine` runs them, tests fake them."""
 
     def version(self) -> str: ...
+    def lasting_restart_policy(self) -> str: ...
     def data_root(self) -> Optional[str]: ...
     def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]: ...
     def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]: ...
@@ -233,6 +236,19 @@ class Engine:
         if done.returncode != 0:
             raise classify(command, done.returncode, done.stderr or done.stdout or "")
         return str(done.stdout)
+
+    @property
+    def is_podman(self) -> bool:
+        return "podman" in os.path.basename(self.binary)
+
+    def lasting_restart_policy(self) -> str:
+        """The restart policy that brings a container back after a crash and a reboot
+        but not after a stop. dockerd honours `unless-stopped` itself; podman has no
+        daemon: at boot its podman-restart.service runs `podman start --all --filter
+        restart-policy=always`, which skips every other policy (podman's
+        `unless-stopped` included), and `podman stop` already keeps an `always`
+        container down until then."""
+        return "always" if self.is_podman else "unless-stopped"
 
     def version(self) -> str:
         """The server's version; raises DaemonDownError when it does not answer.
@@ -378,6 +394,7 @@ class Engine:
         self.run(["rename", container_id, new_name])
 
     def set_restart_policy(self, container_id: str, policy: str) -> None:
+        """UnsupportedError where the engine cannot change it (podman before 5)."""
         self.run(["update", "--restart", policy, container_id])
 
     def remove_container(self, container_id: str) -> None:
@@ -401,4 +418,6 @@ def classify(command: Sequence[str], returncode: int, stderr: str) -> EngineErro
         return DaemonDownError(command, returncode, stderr)
     if any(marker in text for marker in _NOT_FOUND_MARKERS):
         return NoSuchObjectError(command, returncode, stderr)
+    if any(marker in text for marker in _UNSUPPORTED_MARKERS):
+        return UnsupportedError(command, returncode, stderr)
     return EngineError(command, returncode, stderr)

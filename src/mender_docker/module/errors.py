@@ -8,6 +8,7 @@ ModuleError                  anything reported as one line, exit 1
 └── EngineError              a docker/podman command failed (carries command, code, stderr)
     ├── NoSuchObjectError    no such container or image
     ├── DaemonDownError      the engine's daemon does not answer
+    ├── UnsupportedError     this engine (version) lacks the command or option
     └── EngineMissingError   the engine's binary is not installed
 """
 
@@ -58,6 +59,10 @@ class NoSuchObjectError(EngineError):
 
 class DaemonDownError(EngineError):
     """The engine binary runs but its daemon does not answer."""
+
+
+class UnsupportedError(EngineError):
+    """The engine lacks the command or option (podman 4 has no `update --restart`)."""
 
 
 class EngineMissingError(EngineError):

@@ -22,7 +22,7 @@ from mender_docker.module.download import (
     prepare_images,
 )
 from mender_docker.module.engine import ContainerInfo
-from mender_docker.module.errors import DeploymentError
+from mender_docker.module.errors import DeploymentError, UnsupportedError
 from mender_docker.module.health import wait_healthy
 from mender_docker.module.journal import (
     DOWNLOADED,
@@ -44,12 +44,12 @@ def config_hash(item: PlannedContainer) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def run_arguments(item: PlannedContainer, tty: bool) -> List[str]:
+def run_arguments(item: PlannedContainer, tty: bool, restart_policy: str) -> List[str]:
     """The artifact's arguments, plus a restart policy unless they choose one, and a
     terminal like the original's `docker run -dt` unless `tty = false`."""
     args = list(item.args)
     chooses = any(a == "--rm" or a == "--restart" or a.startswith("--restart=") for a in args)
-    extra = [] if chooses else ["--restart", "unless-stopped"]
+    extra = [] if chooses else ["--restart", restart_policy]
     if tty:
         extra.append("-t")
     return [*extra, *args]
@@ -147,7 +147,7 @@ def install(ctx: Context) -> None:
             ctx.label("config-hash"): hashes[item.name],
             ctx.label("image"): item.image,  # the pinned reference, pulled or loaded
         }
-        args = run_arguments(item, ctx.config.tty)
+        args = run_arguments(item, ctx.config.tty, ctx.engine.lasting_restart_policy())
         image = engine_reference(meta, item.image)
         container_id = ctx.engine.create(item.name, image, args, labels)
         deployment.created.append(container_id)
@@ -183,7 +183,13 @@ def stop_all(ctx: Context, containers: Sequence[ContainerInfo], timeout: Optiona
     seconds = ctx.config.stop_timeout if timeout is None else timeout
     for c in containers:
         if c.restart_policy != "no":
-            ctx.engine.set_restart_policy(c.id, "no")
+            try:
+                ctx.engine.set_restart_policy(c.id, "no")
+            except UnsupportedError:
+                # podman 4: nothing revives a stopped container but podman-restart.service
+                # at boot; after such a reboot the client's rollback or commit settles it.
+                log(f"note: {c.name} keeps restart policy {c.restart_policy} "
+                    "(the engine cannot change it)")
     if not containers:
         return
 

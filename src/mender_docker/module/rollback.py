@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 from mender_docker.module.context import Context
-from mender_docker.module.errors import DaemonDownError, NoSuchObjectError
+from mender_docker.module.errors import DaemonDownError, NoSuchObjectError, UnsupportedError
 from mender_docker.module.journal import (
     CLEANED,
     DOWNLOADED,
@@ -98,7 +98,11 @@ def undo(ctx: Context, journal: Journal) -> None:
             log(f"warning: previous container {entry['name']} ({short(entry['id'])}) is gone")
             continue
         if info.restart_policy != entry["restart_policy"]:
-            engine.set_restart_policy(info.id, entry["restart_policy"])
+            try:
+                engine.set_restart_policy(info.id, entry["restart_policy"])
+            except UnsupportedError:  # podman 4: never changed by the install either
+                log(f"note: cannot restore restart policy {entry['restart_policy']} "
+                    f"of {info.name}: the engine cannot change it")
         if not info.running:
             log(f"starting previous container {info.name} ({short(info.id)})")
             engine.start(info.id)

@@ -1,0 +1,80 @@
+"""Every line the client reads from the packed module arrives in one write(2).
+
+The 5.x client takes the first chunk a query writes as its answer and fails on any
+further chunk ("Too many lines when querying ..."). What the reader sees as one
+chunk depends on timing unless the writer makes one write: so this test counts
+the module's write(2) calls on its stdout pipe under strace (ptrace sees every
+call, whatever the scheduling), with each of Python's buffering modes.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from mender_docker.cli.main import main as cli_main
+from tests.realstack import require
+
+# write(1, "No\n", 3) = 3   (strace -qq -e trace=write,writev -e signal=none)
+STDOUT_WRITE = re.compile(r'^(?:write|writev)\(1, .*\)\s+=\s+-?\d+', re.M)
+BUFFERING: Dict[str, List[str]] = {
+    "default": [],
+    "unbuffered": ["-u"],  # what PYTHONUNBUFFERED=1 does too
+}
+
+
+@pytest.fixture(scope="module")
+def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("build") / "docker"
+    assert cli_main(["build-module", "-o", str(out)]) == 0
+    return out
+
+
+def stdout_writes(packed: Path, flags: List[str], state: str, tree: Path) -> List[str]:
+    """The module's writes to its stdout (a pipe, as under the client), as strace shows them."""
+    require("strace")
+    trace = tree / f"{state}.trace"
+    done = subprocess.run(
+        ["strace", "-qq", "-e", "trace=write,writev", "-e", "signal=none", "-o", str(trace),
+         sys.executable, "-I", "-S", *flags, str(packed), state, str(tree)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False,
+        env={"MENDER_DOCKER_CONF": str(tree / "conf"), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    writes = [m.group(0) for m in STDOUT_WRITE.finditer(trace.read_text())]
+    assert "".join(writes) == "" or done.stdout, "strace saw writes the pipe did not get"
+    return writes
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("buffering", sorted(BUFFERING))
+@pytest.mark.parametrize(
+    ("query", "line"),
+    [("SupportsRollback", "Yes"), ("NeedsArtifactReboot", "No"), ("ProvidePayloadFileSizes", "No")],
+)
+def test_each_query_answers_in_one_write(
+    packed: Path, tmp_path: Path, buffering: str, query: str, line: str
+) -> None:
+    writes = stdout_writes(packed, BUFFERING[buffering], query, tmp_path)
+    assert len(writes) == 1, f"{query} wrote {len(writes)} chunks: {writes}"
+    size = len(line) + 1
+    assert re.fullmatch(rf'write\(1, "{line}\\n", {size}\)\s+=\s+{size}', writes[0]), writes
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("buffering", sorted(BUFFERING))
+@pytest.mark.parametrize("state", ["ArtifactCommit", "Cleanup", "ArtifactFailure",
+                                   "ArtifactVerifyReboot", "SupportsAugmentedArtifacts"])
+def test_states_write_nothing_on_stdout(
+    packed: Path, tmp_path: Path, buffering: str, state: str
+) -> None:
+    """Logs go to stderr: the client never mistakes one for an answer."""
+    (tmp_path / "conf").write_text(
+        f"data_dir = {tmp_path / 'data'}\nengine = /bin/false\n"  # no engine call is made
+    )
+    assert stdout_writes(packed, BUFFERING[buffering], state, tmp_path) == []
