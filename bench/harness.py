@@ -5,6 +5,12 @@ MenderDevice, run); nothing is faked. "original" is the module and generator
 Debian's mender-client ships; "ours" is `mender-docker build-module` and our
 `docker-artifact-gen`. Both run on the same dockerd, registry and images in
 the same run, so their figures compare.
+
+Either Mender client drives them: 3.4 (`mender`, Go, Debian's package; modules
+in the fixed /usr/share/mender/modules/v3, saved and restored) or 5.1
+(`mender-update`, C++, what devices run today; modules in the device's private
+`$MENDER_DATA_DIR/modules/v3`). Every comparison is original against ours
+under the same client in the same run, and every table names the client.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import asyncio
 import hashlib
 import io
+import os
 import shutil
 import signal
 import statistics
@@ -33,7 +40,9 @@ if str(REPO_ROOT) not in sys.path:  # so that `tests.realstack` imports from a p
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.realstack import (  # noqa: E402
+    CLIENTS,
     DEVICE_TYPE,
+    MENDER_UPDATE,
     MODULE_DIR,
     ImageFactory,
     MenderDevice,
@@ -53,6 +62,21 @@ DOCKER_ROOT = Path("/var/lib/docker")
 # pyenv shims, which turn every `python3` start into a bash + pyenv run
 # (about +250 ms per module call here): that is not what a device pays.
 DEVICE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+CLIENT_COMMANDS = {"3.4": "mender", "5.1": MENDER_UPDATE}
+DEFAULT_CLIENTS = ("3.4",)  # benchmarks that do not say otherwise: the client of the figures
+
+
+def client_name(client: str) -> str:
+    """How tables and headings name a client: `3.4 (mender)`, `5.1 (mender-update)`."""
+    return f"{client} ({CLIENT_COMMANDS[client]})"
+
+
+def clients_title(clients: Sequence[str]) -> str:
+    """`Mender client 3.4 (mender)` or `Mender clients 3.4 (mender) and 5.1 (...)`."""
+    names = [client_name(c) for c in clients]
+    if len(names) == 1:
+        return f"Mender client {names[0]}"
+    return f"Mender clients {', '.join(names[:-1])} and {names[-1]}"
 
 
 class BenchError(Exception):
@@ -74,6 +98,7 @@ class System:
     name: str
     module: Path
     env: Dict[str, str] = field(default_factory=dict)  # extra environment for the client
+    path_prefix: str = ""  # a directory put before the device's PATH (--confine-original)
 
     def generate(
         self, out: Path, artifact_name: str, images: Sequence[str], run_args: str = ""
@@ -186,15 +211,23 @@ class Lab:
         systems: Sequence[str],
         our_conf: Dict[str, str],
         device_path: Optional[str] = DEVICE_PATH,
+        clients: Sequence[str] = DEFAULT_CLIENTS,
+        confine_original: bool = False,
     ) -> None:
         for name in systems:
             if name not in SYSTEMS:
                 raise BenchError(f"unknown system {name!r} (choose from {', '.join(SYSTEMS)})")
         if not ORIGINAL_GEN.is_file() and "original" in systems:
             raise BenchError(f"the original generator is missing: {ORIGINAL_GEN}")
+        for client in clients:
+            if client not in CLIENTS:
+                known = ", ".join(CLIENTS)
+                raise BenchError(f"unknown Mender client {client!r} (choose from {known})")
         require_engine()
         self.bench = bench
         self.system_names = list(systems)
+        self.clients = list(clients)
+        self.confine_original = confine_original
         self.our_conf = dict(our_conf)
         self.device_path = device_path  # None: the client inherits our PATH
         self.work = Path(tempfile.mkdtemp(prefix=f"mender-docker-bench-{bench}-"))
@@ -232,7 +265,11 @@ class Lab:
             _rmtree(self.work)
             if self._old_sigterm is not None:
                 signal.signal(signal.SIGTERM, self._old_sigterm)  # type: ignore[arg-type]
-            if self._original_bytes and ORIGINAL_MODULE.read_bytes() != self._original_bytes:
+            if (
+                "3.4" in self.clients
+                and self._original_bytes
+                and ORIGINAL_MODULE.read_bytes() != self._original_bytes
+            ):
                 note(f"WARNING: {ORIGINAL_MODULE} differs from the original after the run")
 
     def _make_system(self, name: str) -> System:
@@ -240,7 +277,8 @@ class Lab:
             module = self.work / "original-module"
             module.write_bytes(self._original_bytes)
             module.chmod(0o755)
-            return System("original", module)
+            prefix = str(self._confining_docker()) if self.confine_original else ""
+            return System("original", module, path_prefix=prefix)
         module = self.work / "ours-module"
         proc = run(["mender-docker", "build-module", "-o", str(module)], check=False)
         if proc.returncode != 0:
@@ -250,14 +288,56 @@ class Lab:
         conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
         return System("ours", module, {"MENDER_DOCKER_CONF": str(conf)})
 
+    def _confining_docker(self) -> Path:
+        """A directory with a `docker` that shows the original only this lab's containers.
+
+        The original module stops every running container (`docker ps -q`), so on
+        a shared machine it would stop other people's. This `docker` answers
+        exactly that call (`ps -q`, the only way the original lists containers)
+        with the running containers made from this lab's images, and passes
+        every other call to the real `docker` unchanged.
+        """
+        real = shutil.which("docker", path=self.device_path or None)
+        if real is None:
+            raise BenchError("no `docker` on the device PATH")
+        shim_dir = self.work / "confined-bin"
+        shim_dir.mkdir(exist_ok=True)
+        self._image_list().touch()
+        shim = shim_dir / "docker"
+        shim.write_text(
+            "#!/bin/sh\n"
+            "# bench harness, --confine-original: `docker ps -q` lists this lab's containers\n"
+            'if [ "$#" -eq 2 ] && [ "$1" = ps ] && [ "$2" = -q ]; then\n'
+            "  set --\n"
+            f"  for id in $(cat '{self._image_list()}'); do\n"
+            '    set -- "$@" --filter "ancestor=$id"\n'
+            "  done\n"
+            '  [ "$#" -gt 0 ] || exit 0\n'
+            f"  exec '{real}' ps -q \"$@\"\n"
+            "fi\n"
+            f"exec '{real}' \"$@\"\n"
+        )
+        shim.chmod(0o755)
+        return shim_dir
+
+    def _image_list(self) -> Path:
+        return self.work / "lab-images.list"
+
     @contextmanager
-    def device(self, system: System) -> Iterator[MenderDevice]:
-        """A fresh Mender client (own state dir) running `system`'s module; restored after."""
+    def device(self, system: System, client: str = "3.4") -> Iterator[MenderDevice]:
+        """A fresh Mender client (own state dir) running `system`'s module; restored after.
+
+        Under 3.4 the module goes to the shared /usr/share/mender/modules/v3 (saved
+        and restored); under 5.1 to the device's private module directory.
+        """
         root = Path(tempfile.mkdtemp(dir=self.work))
-        device = MenderDevice(root / "device")
+        device = MenderDevice(root / "device", client=client)
         device.env.update(system.env)
-        if self.device_path is not None:
-            device.env["PATH"] = self.device_path
+        path = self.device_path  # None: the client inherits our PATH
+        if system.path_prefix:
+            path = f"{system.path_prefix}:{path or os.environ.get('PATH', '')}"
+        if path is not None:
+            device.env["PATH"] = path
         if system.name == "ours":
             # A fresh journal per device, so no scenario inherits another's state.
             base = Path(system.env["MENDER_DOCKER_CONF"]).read_text()
@@ -265,9 +345,10 @@ class Lab:
             conf.write_text(base + f"data_dir = {root / 'ours-data'}\n")
             device.env["MENDER_DOCKER_CONF"] = str(conf)
         try:
-            # Save (for restore) only the pristine original, never a module some
-            # concurrent test left there for a moment.
-            wait_for_pristine_module()
+            if client == "3.4":
+                # Save (for restore) only the pristine original, never a module some
+                # concurrent test left there for a moment.
+                wait_for_pristine_module()
             device.use_module(system.module)
             yield device
         finally:
@@ -280,6 +361,7 @@ class Lab:
         script = f'trap "exit 0" TERM; httpd -f -p {port} -h /www & wait'
         ref = self.factory.build(repo, tag, cmd=["sh", "-c", script], random_mb=random_mb)
         self.image_ids.add(image_id(ref))
+        self._image_list().write_text("".join(f"{i}\n" for i in sorted(self.image_ids) if i))
         return ref
 
     def drop_local(self, refs: Sequence[str]) -> None:
@@ -358,21 +440,21 @@ class DeployTiming:
 
 
 def deploy(device: MenderDevice, system: System, artifact: Path) -> DeployTiming:
-    """`mender install` + `mender commit`; both must succeed."""
-    device.use_module(system.module)  # a concurrent test may have swapped it meanwhile
+    """`install` + `commit` with the device's client; both must succeed."""
+    device.use_module(system.module)  # 3.4: a concurrent test may have swapped it meanwhile
+    who = f"{system.name} under {device.binary} {device.client}"
     started = time.monotonic()
     proc = device.install(artifact)
     installed = time.monotonic()
     if proc.returncode != 0:
-        raise BenchError(
-            f"{system.name}: mender install {artifact.name} failed: {_tail(proc.stderr)}"
-        )
+        raise BenchError(f"{who}: install {artifact.name} failed: {_tail(proc.stderr)}")
     proc = device.commit()
     committed = time.monotonic()
     if proc.returncode != 0:
-        raise BenchError(f"{system.name}: mender commit failed: {_tail(proc.stderr)}")
-    if ORIGINAL_MODULE.read_bytes() != system.module.read_bytes():
-        note(f"WARNING: the module file changed during the {system.name} deployment "
+        raise BenchError(f"{who}: commit failed: {_tail(proc.stderr)}")
+    module = device.module_dir / "docker"
+    if module.read_bytes() != system.module.read_bytes():
+        note(f"WARNING: {module} changed during the {who} deployment "
              "(a concurrent test swapped it?)")
     return DeployTiming(installed - started, committed - installed)
 
@@ -572,14 +654,39 @@ def key_value(text: str) -> Tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def add_system_args(parser: argparse.ArgumentParser) -> None:
-    """--systems and --our-conf, the same for every module benchmark."""
+def clients_arg(text: str) -> List[str]:
+    """`3.4`, `5.1`, `both` (or a comma list) -> the clients, in CLIENTS order."""
+    names = list(CLIENTS) if text.strip() == "both" else [
+        name.strip() for name in text.split(",") if name.strip()
+    ]
+    bad = [name for name in names if name not in CLIENTS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown Mender client(s) {', '.join(bad) or repr(text)}; "
+            f"choose from {', '.join(CLIENTS)} or both"
+        )
+    return [name for name in CLIENTS if name in names]
+
+
+def add_system_args(parser: argparse.ArgumentParser, clients: str = "3.4") -> None:
+    """--systems, --client, --our-conf and --confine-original, for every module benchmark.
+
+    `clients` is the default of --client: "3.4", "5.1" or "both".
+    """
     parser.add_argument("--systems", type=systems_arg, default=list(SYSTEMS),
                         help="comma-separated: original,ours (default both)")
+    parser.add_argument("--client", dest="clients", type=clients_arg,
+                        default=clients_arg(clients), metavar="3.4|5.1|both",
+                        help=f"the Mender client(s) driving both systems (default {clients}): "
+                             "3.4 `mender` (Go, Debian), 5.1 `mender-update` (C++)")
     parser.add_argument("--our-conf", action="append", type=key_value, default=[],
                         metavar="KEY=VALUE",
                         help="a setting for our module's config file (repeatable), e.g. "
                              "label_namespace=io.bench.x to keep clear of concurrent tests")
+    parser.add_argument("--confine-original", action="store_true",
+                        help="give the original module a `docker` whose `ps -q` lists only "
+                             "this benchmark's containers, so that it does not stop other "
+                             "people's (for a shared machine; the module file is unchanged)")
 
 
 def main_guard(body: Callable[[], int]) -> int:
@@ -598,11 +705,14 @@ def main_guard(body: Callable[[], int]) -> int:
 
 
 __all__ = [
+    "CLIENTS",
     "BenchError",
     "DeployTiming",
     "Lab",
     "Poller",
     "System",
+    "client_name",
+    "clients_title",
     "deploy",
     "docker_root_bytes",
     "fmt",

@@ -5,6 +5,10 @@ every container the same `run_args`, so the services cannot publish one
 container port each; they use `--network host` and each image listens on its
 own host port instead (same images and arguments for both systems). The
 images are pushed to a local registry and absent locally before the update.
+
+`--client 3.4|5.1|both` (default 3.4): the Mender client driving both
+systems (`mender` 3.4 or `mender-update` 5.1); the table has a column pair per
+client.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -24,6 +28,8 @@ from bench.harness import (  # noqa: E402
     Poller,
     System,
     add_system_args,
+    client_name,
+    clients_title,
     deploy,
     fmt,
     main_guard,
@@ -64,29 +70,34 @@ def wait_all(poller: Poller, ports: Sequence[int], want: str, after: float, what
 
 
 def measure(
-    lab: Lab, system: System, poller: Poller, ports: Sequence[int],
+    lab: Lab, system: System, client: str, poller: Poller, ports: Sequence[int],
     artifacts: Dict[str, Path], v2_refs: Sequence[str],
 ) -> Result:
-    with lab.device(system) as device:
+    who = f"{system.name} under client {client}"
+    with lab.device(system, client) as device:
         before = time.monotonic()
         deploy(device, system, artifacts["v1"])
-        wait_all(poller, ports, ":v1", before, f"{system.name} v1")
+        wait_all(poller, ports, ":v1", before, f"{who} v1")
         lab.drop_local(list(v2_refs))
         start = time.monotonic()
         timing = deploy(device, system, artifacts["v2"])
-        back = wait_all(poller, ports, ":v2", start, f"{system.name} v2")
+        back = wait_all(poller, ports, ":v2", start, f"{who} v2")
         end = max(back, start + timing.total_s)
         outages = [poller.outage(port, start, end) for port in ports]
         any_down = poller.any_down(start, end)
     lab.purge()
-    note(f"{system.name}: install {timing.install_s:.1f}s, commit {timing.commit_s:.1f}s, "
+    note(f"{who}: install {timing.install_s:.1f}s, commit {timing.commit_s:.1f}s, "
          f"max outage {max(outages):.2f}s, some service down {any_down:.2f}s")
     return Result(timing.install_s, timing.commit_s, outages, any_down)
 
 
-def run_bench(args: argparse.Namespace) -> Dict[str, Result]:
-    results: Dict[str, Result] = {}
-    with Lab("many", args.systems, dict(args.our_conf)) as lab:
+Results = Dict[Tuple[str, str], Result]  # (client, system) -> result
+
+
+def run_bench(args: argparse.Namespace) -> Results:
+    results: Results = {}
+    with Lab("many", args.systems, dict(args.our_conf), clients=args.clients,
+             confine_original=args.confine_original) as lab:
         ports = free_ports(args.containers)
         note(f"building {2 * args.containers} images")
         refs: Dict[str, List[str]] = {"v1": [], "v2": []}
@@ -105,15 +116,16 @@ def run_bench(args: argparse.Namespace) -> Dict[str, Result]:
         }
         lab.drop_local(refs["v1"] + refs["v2"])
         with Poller(ports, interval=args.interval) as poller:
-            for name in args.systems:
-                results[name] = measure(lab, lab.systems[name], poller, ports,
-                                        artifacts[name], refs["v2"])
+            for client in args.clients:
+                for name in args.systems:
+                    results[client, name] = measure(lab, lab.systems[name], client, poller,
+                                                    ports, artifacts[name], refs["v2"])
     return results
 
 
-def summarize(results: Dict[str, Result]) -> str:
-    def get(name: str, what: str) -> Optional[float]:
-        result = results.get(name)
+def summarize(results: Results, clients: Sequence[str]) -> str:
+    def get(client: str, name: str, what: str) -> Optional[float]:
+        result = results.get((client, name))
         if result is None:
             return None
         values = {
@@ -133,9 +145,16 @@ def summarize(results: Dict[str, Result]) -> str:
         ("outage, median service s", "median"),
         ("time some service was down s", "any"),
     ):
-        original, ours = get("original", what), get("ours", what)
-        rows.append([label, fmt(original), fmt(ours), ratio(original, ours)])
-    return table(["metric", "original", "ours", "ratio"], rows)
+        row = [label]
+        for client in clients:
+            original, ours = get(client, "original", what), get(client, "ours", what)
+            row += [fmt(original), fmt(ours), ratio(original, ours)]
+        rows.append(row)
+    headers = ["metric"]
+    for client in clients:
+        name = client_name(client)
+        headers += [f"original, {name}", f"ours, {name}", "ratio"]
+    return table(headers, rows)
 
 
 def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
@@ -144,7 +163,7 @@ def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
     parser.add_argument("--containers", type=int, default=None)
     parser.add_argument("--random-mb", type=int, default=0, help="random layer per image (MB)")
     parser.add_argument("--interval", type=float, default=0.05, help="poll interval per port (s)")
-    add_system_args(parser)
+    add_system_args(parser, clients="3.4")
     args = parser.parse_args(argv)
     if args.containers is None:
         args.containers = 5 if args.quick else 20
@@ -160,8 +179,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         results = run_bench(args)
         print(f"## One artifact with {args.containers} containers, v1 -> v2 "
               f"(`--network host`, one port per service, polled every "
-              f"{args.interval * 1000:.0f} ms)\n")
-        print(summarize(results))
+              f"{args.interval * 1000:.0f} ms; {clients_title(args.clients)})\n")
+        print(summarize(results, args.clients))
         return 0
 
     return main_guard(body)

@@ -20,8 +20,9 @@ import pytest
 from mender_docker.cli.main import main as cli_main
 from tests.realstack import require
 
-# write(1, "No\n", 3) = 3   (strace -qq -e trace=write,writev -e signal=none)
+# write(1, "No\n", 3) = 3   (strace -qq -e trace=write,writev -e signal=none -s 4096)
 STDOUT_WRITE = re.compile(r'^(?:write|writev)\(1, .*\)\s+=\s+-?\d+', re.M)
+STDERR_WRITE = re.compile(r'^(?:write|writev)\(2, "(.*)", \d+\)\s+=\s+-?\d+', re.M)
 BUFFERING: Dict[str, List[str]] = {
     "default": [],
     "unbuffered": ["-u"],  # what PYTHONUNBUFFERED=1 does too
@@ -35,20 +36,23 @@ def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def stdout_writes(packed: Path, flags: List[str], state: str, tree: Path) -> List[str]:
-    """The module's writes to its stdout (a pipe, as under the client), as strace shows them."""
+def traced(packed: Path, flags: List[str], state: str, tree: Path) -> str:
+    """strace's record of the module's writes (stdout and stderr pipes, as under the client)."""
     require("strace")
     trace = tree / f"{state}.trace"
     done = subprocess.run(
-        ["strace", "-qq", "-e", "trace=write,writev", "-e", "signal=none", "-o", str(trace),
+        ["strace", "-qq", "-s", "4096", "-e", "trace=write,writev", "-e", "signal=none",
+         "-o", str(trace),
          sys.executable, "-I", "-S", *flags, str(packed), state, str(tree)],
         capture_output=True, text=True, check=False,  # stdout: a pipe, as under the client
         env={"MENDER_DOCKER_CONF": str(tree / "conf"), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert "Traceback" not in done.stderr, done.stderr
-    writes = [m.group(0) for m in STDOUT_WRITE.finditer(trace.read_text())]
-    assert "".join(writes) == "" or done.stdout, "strace saw writes the pipe did not get"
-    return writes
+    return trace.read_text()
+
+
+def stdout_writes(packed: Path, flags: List[str], state: str, tree: Path) -> List[str]:
+    return [m.group(0) for m in STDOUT_WRITE.finditer(traced(packed, flags, state, tree))]
 
 
 @pytest.mark.real
@@ -78,3 +82,15 @@ def test_states_write_nothing_on_stdout(
         f"data_dir = {tmp_path / 'data'}\nengine = /bin/false\n"  # no engine call is made
     )
     assert stdout_writes(packed, BUFFERING[buffering], state, tmp_path) == []
+
+
+@pytest.mark.real
+@pytest.mark.parametrize("buffering", sorted(BUFFERING))
+def test_each_log_line_is_one_write(packed: Path, tmp_path: Path, buffering: str) -> None:
+    """The client logs each chunk of stderr as a line: a chunk is a whole line."""
+    (tmp_path / "conf").write_text(f"data_dir = {tmp_path / 'data'}\nengine = /bin/false\n")
+    chunks = STDERR_WRITE.findall(traced(packed, BUFFERING[buffering], "Cleanup", tmp_path))
+    assert chunks, "Cleanup logged nothing"
+    for chunk in chunks:
+        assert chunk.startswith("mender-docker: ") and chunk.endswith("\\n"), chunks
+        assert chunk.count("\\n") == 1, chunks

@@ -1,22 +1,24 @@
 """Run the full crash sweep on the real components and print the tables.
 
-    python -m tests.reliability.crash_sweep [SCENARIO ...]
+    python -m tests.reliability.crash_sweep [--client 3.4|5.1|both] [SCENARIO ...]
 
-Needs root, dockerd, docker-registry, mender and busybox-static, like the tests;
-the module runs against a private dockerd on a tmpfs (private_engine.py).
-Prints one summary row per scenario and mode, then every crash point; exits 1
-if any point ended in a bad state.
+Needs root, dockerd, docker-registry, the Mender clients (`mender` 3.4,
+`mender-update` 5.1) and busybox-static, like the tests; the module runs against
+a private dockerd on a tmpfs (private_engine.py). For each client (default both)
+prints one summary row per scenario and mode, then every crash point; exits 1 if
+any point ended in a bad state.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from tests.realstack import ImageFactory, MenderDevice, Registry, run, unique
+from tests.realstack import CLIENTS, ImageFactory, MenderDevice, Registry, run, unique
 from tests.reliability.harness import QUICK_EXIT, Rig, remove_image
 from tests.reliability.private_engine import PrivateDockerd
 from tests.reliability.sweep import SCENARIOS, CrashSweep, Point
@@ -26,8 +28,9 @@ class Stage:
     """Registry, two versions of a tiny image, the packed module and the rig, torn down
     on exit: the same setup the pytest fixtures make."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, client: str) -> None:
         self.work = work
+        self.client = client
         self.registry = Registry(work / "registry")
         self.factory: Optional[ImageFactory] = None
         self.device: Optional[MenderDevice] = None
@@ -53,7 +56,7 @@ class Stage:
         self.factory.cleanup()  # the device pulls them
         module = self.work / "docker"
         run(["mender-docker", "build-module", "-o", str(module)])
-        self.device = MenderDevice(self.work / "device")
+        self.device = MenderDevice(self.work / "device", client=self.client)
         self.rig = Rig(self.device, self.factory, self.work / "rig", module, self.engine)
         a1 = self.rig.artifact("v1", v1)
         a2 = self.rig.artifact("v2", v2)
@@ -83,23 +86,24 @@ def summary(points: Sequence[Point]) -> Iterator[Tuple[str, str, int, Dict[str, 
         yield scenario, when, len(mine), outcomes
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    chosen = (sys.argv[1:] if argv is None else argv) or list(SCENARIOS)
-    unknown = [name for name in chosen if name not in SCENARIOS]
-    if unknown:
-        print(f"crash_sweep: unknown scenario(s) {', '.join(unknown)}; "
-              f"known: {', '.join(SCENARIOS)}", file=sys.stderr)  # fmt: skip
-        return 2
+def sweep_client(client: str, chosen: Sequence[str]) -> List[Point]:
     points: List[Point] = []
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="crash-sweep-") as work, Stage(Path(work)) as sweep:
+    with tempfile.TemporaryDirectory(prefix="crash-sweep-") as work, \
+            Stage(Path(work), client) as sweep:  # fmt: skip
         for scenario in chosen:
             whens = ("before",) if scenario == "install+client" else ("before", "after")
             points += sweep.sweep(
                 scenario, whens, progress=lambda p: print(
-                    f"  {p.scenario:<16} {p.when:<6} {p.number:>2} {p.outcome:<16} {p.call[:60]}",
-                    file=sys.stderr, flush=True))  # fmt: skip
-    elapsed = time.monotonic() - started
+                    f"  {client} {p.scenario:<16} {p.when:<6} {p.number:>2} {p.outcome:<16} "
+                    f"{p.call[:60]}", file=sys.stderr, flush=True))  # fmt: skip
+    report(client, chosen, points, time.monotonic() - started)
+    return points
+
+
+def report(client: str, chosen: Sequence[str], points: Sequence[Point], elapsed: float) -> None:
+    binary = "mender" if client == "3.4" else "mender-update"
+    print(f"\n## Mender client {client} (`{binary}`)\n")
     print("| scenario | SIGKILL | crash points | outcomes |")
     print("|---|---|---|---|")
     for scenario, when, total, outcomes in summary(points):
@@ -109,14 +113,29 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not any(p.scenario == scenario for p in points):
             print(f"| {scenario} ({SCENARIOS[scenario]}) | - | 0 | no engine call to cut |")
     bad = [p for p in points if not p.good]
-    print(f"\n{len(points)} crash points, {len(points) - len(bad)} good, {len(bad)} bad, "
-          f"{elapsed:.0f} s")  # fmt: skip
+    print(f"\n{client}: {len(points)} crash points, {len(points) - len(bad)} good, "
+          f"{len(bad)} bad, {elapsed:.0f} s")  # fmt: skip
     print("\n| scenario | SIGKILL | # | engine call | outcome | wrong right after the client |")
     print("|---|---|---|---|---|---|")
     for p in points:
         call = " ".join(p.call.split()[:3])[:50]
         wrong = "; ".join(p.immediate) or "-"
         print(f"| {p.scenario} | {p.when} | {p.number} | `{call}` | {p.outcome} | {wrong} |")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.reliability.crash_sweep")
+    parser.add_argument("--client", choices=[*CLIENTS, "both"], default="both")
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO")
+    args = parser.parse_args(argv)
+    chosen = args.scenarios or list(SCENARIOS)
+    unknown = [name for name in chosen if name not in SCENARIOS]
+    if unknown:
+        print(f"crash_sweep: unknown scenario(s) {', '.join(unknown)}; "
+              f"known: {', '.join(SCENARIOS)}", file=sys.stderr)  # fmt: skip
+        return 2
+    clients = CLIENTS if args.client == "both" else (args.client,)
+    bad = [p for client in clients for p in sweep_client(client, chosen) if not p.good]
     return 1 if bad else 0
 
 

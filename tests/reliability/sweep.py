@@ -4,9 +4,10 @@ real Mender client carry on, and check the device ends in a good state.
 A scenario is a protocol state plus how the client gets there:
 
     install          `mender install v2` is cut in ArtifactInstall
-    install+client   the same, but the Mender client dies with the module; the
-                     client (3.4 standalone) then forgets the deployment, so the
-                     next deployment (`mender install v2` again) must undo it
+    install+client   the same, but the Mender client dies with the module. 3.4
+                     (standalone) then forgets the deployment, so the next
+                     deployment (`mender install v2` again) must undo it; 5.x keeps
+                     it in its database and `mender-update resume` rolls it back
     rollback         `mender install v2`, then `mender rollback` is cut in ArtifactRollback
     cleanup-failure  `mender install v2`, then `mender rollback` is cut in Cleanup
     commit           `mender install v2`, then `mender commit` is cut in ArtifactCommit
@@ -79,14 +80,17 @@ class CrashSweep:
             assert artifact is not None
             proc: subprocess.CompletedProcess[str] = device.install(artifact)
         else:
-            proc = device.commit() if action == "commit" else device.rollback()
-        self.log.append(f"$ mender {action} -> {proc.returncode}\n{client_log(proc)[-3000:]}")
+            proc = {"commit": device.commit, "rollback": device.rollback,
+                    "resume": device.resume}[action]()  # fmt: skip
+        self.log.append(
+            f"$ {device.binary} {action} -> {proc.returncode}\n{client_log(proc)[-3000:]}"
+        )
         return proc.returncode
 
     def must(self, action: str, artifact: Optional[Path] = None) -> None:
         code = self.client(action, artifact)
         if code != 0:
-            raise AssertionError(f"mender {action} failed ({code}):\n{self.log[-1]}")
+            raise AssertionError(f"client {action} failed ({code}):\n{self.log[-1]}")
 
     # -- states ----------------------------------------------------------------------
     def base(self) -> List[str]:
@@ -135,12 +139,17 @@ class CrashSweep:
         self.rig.arm("")
         call = calls[kill_at - 1] if 0 < kill_at <= len(calls) else ""
         point = Point(scenario, when, kill_at, call, NOT_REACHED)
-        if scenario == "install+client" and killed:
+        forgets = self.rig.device.client == "3.4"  # a killed 3.4 forgets its deployment
+        if scenario == "install+client" and killed and forgets:
             # the client died too: it has nothing to roll back; the next deployment undoes
             point.immediate = self.problems(base, self.v2)
             self.client("rollback")
             self.must("install", self.a2)
             self.must("rollback")
+        elif scenario == "install+client" and killed:
+            # 5.x refuses anything else until `resume` has rolled the deployment back
+            self.client("commit")
+            self.must("resume")
         committed = scenario in ("commit", "cleanup-commit")
         if not killed:  # a clean run, or the call was not reached: nothing to check here
             point.outcome = "clean run" if not kill_at else NOT_REACHED
@@ -150,7 +159,8 @@ class CrashSweep:
         want, gone = (v2_ids, self.v1) if committed else (base, self.v2)
         trouble = self.problems(want, gone)
         if not trouble:
-            point.outcome = RESTORED if scenario != "install+client" else NEXT_DEPLOYMENT
+            later = scenario == "install+client" and forgets
+            point.outcome = NEXT_DEPLOYMENT if later else RESTORED
             return point
         point.immediate = point.immediate or trouble
         first = "; ".join(trouble)

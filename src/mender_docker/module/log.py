@@ -8,7 +8,10 @@ PREFIX = "mender-docker"
 
 
 def log(message: str) -> None:
-    print(f"{PREFIX}: {message}", file=sys.stderr, flush=True)
+    # One write per line (print() writes the text and the newline apart when Python
+    # runs unbuffered): the 5.x client logs each chunk it reads as a line of its own.
+    sys.stderr.write(f"{PREFIX}: {message}\n")
+    sys.stderr.flush()
 
 
 def short(container_id: str) -> str:
