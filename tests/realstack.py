@@ -16,7 +16,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
 
 MODULE_DIR = Path("/usr/share/mender/modules/v3")
 ARTIFACT_INFO = Path("/etc/mender/artifact_info")
@@ -308,3 +308,163 @@ def running_containers(label: Optional[str] = None) -> List[Dict[str, str]]:
     out = run(argv).stdout
     rows = [line.split("\t") for line in out.splitlines() if line.strip()]
     return [{"id": r[0], "name": r[1], "image": r[2]} for r in rows]
+
+
+# -- podman -----------------------------------------------------------------------------
+
+PODMAN = "podman"
+ENGINES = ("docker", "podman")
+# What podman 4.3 needs to run containers on this machine (see shared/REFERENCE.md):
+# without the ulimits the runtime fails on rlimits; crun refuses the hybrid cgroups.
+PODMAN_CONTAINERS_CONF = (
+    "[containers]\n"
+    'default_ulimits = ["nofile=1024:1024", "nproc=1024:1024"]\n'
+    "[engine]\n"
+    'runtime = "runc"\n'
+)
+
+
+def require_podman() -> None:
+    require(PODMAN, "conmon", "runc")
+    proc = run([PODMAN, "--version"], check=False, timeout=30)
+    if proc.returncode != 0:
+        raise AssertionError(f"podman does not run: {proc.stderr.strip()}")
+
+
+class PodmanStore:
+    """A real podman with everything of its own under `root`: image and container
+    store (graphroot), runroot, tmp_dir (the `alive` file by which podman tells a
+    reboot, the exit files, events) and, with `file_locks`, its locks (else the
+    SHM segment /dev/shm/libpod_lock every podman on the machine shares).
+
+    `env` hands the three configuration files to podman, to the Mender client
+    and through it to our module. Other podman users on this machine are never
+    seen: only the default network (netavark's bridge, firewall rules, IPAM) is
+    shared, and podman removes what it set up there with each container.
+    """
+
+    def __init__(
+        self, root: Path, registries: Sequence[str] = (), file_locks: bool = False
+    ) -> None:
+        require_podman()
+        self.root = root
+        self.graphroot = root / "graph"
+        self.runroot = root / "run"
+        self.tmp_dir = root / "tmp"
+        root.mkdir(parents=True, exist_ok=True)
+        conf = PODMAN_CONTAINERS_CONF + f'tmp_dir = "{self.tmp_dir}"\n'
+        if file_locks:
+            conf += 'lock_type = "file"\n'  # podman keeps them in tmp_dir/locks
+        (root / "containers.conf").write_text(conf)
+        (root / "storage.conf").write_text(
+            "[storage]\n"
+            'driver = "overlay"\n'
+            f'graphroot = "{self.graphroot}"\n'
+            f'runroot = "{self.runroot}"\n'
+        )
+        (root / "registries.conf").write_text(
+            "".join(f'[[registry]]\nlocation = "{host}"\ninsecure = true\n' for host in registries)
+        )
+        self.env: Dict[str, str] = {
+            "CONTAINERS_CONF": str(root / "containers.conf"),
+            "CONTAINERS_STORAGE_CONF": str(root / "storage.conf"),
+            "CONTAINERS_REGISTRIES_CONF": str(root / "registries.conf"),
+        }
+
+    def argv(self, *args: str) -> List[str]:
+        return [PODMAN, *args]
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        return run(self.argv(*args), check=check, timeout=timeout, env={**os.environ, **self.env})
+
+    def mounts(self) -> List[str]:
+        """Mount points under `root` (container root filesystems, shm, the store's own)."""
+        prefix = str(self.root) + os.sep
+        with open("/proc/self/mounts", encoding="utf-8") as handle:
+            points = [line.split()[1] for line in handle if line.split()]
+        return [p for p in points if p.startswith(prefix)]
+
+    def unmount_all(self) -> None:
+        for point in sorted(set(self.mounts()), key=len, reverse=True):
+            if run(["umount", point], check=False).returncode != 0:
+                run(["umount", "-l", point], check=False)
+
+    def cleanup(self) -> None:
+        """Remove every container and image, then the whole store."""
+        if self.graphroot.exists():
+            self.run("rm", "-a", "-f", "-t", "0", check=False)
+            self.run("rmi", "-a", "-f", check=False)
+        self.unmount_all()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class EngineCli:
+    """The engine the tests look at the device with: the shared dockerd, or a
+    PodmanStore. `env` is what the Mender client (and so our module) needs to
+    reach the same engine; `name` is the module's `engine` setting."""
+
+    def __init__(self, name: str, store: Optional[PodmanStore] = None) -> None:
+        if name not in ENGINES or (name == PODMAN) != (store is not None):
+            raise AssertionError(f"engine {name!r} needs a PodmanStore iff it is podman")
+        self.name = name
+        self.store = store
+        self.env: Dict[str, str] = {} if store is None else dict(store.env)
+
+    @property
+    def is_podman(self) -> bool:
+        return self.store is not None
+
+    def run(
+        self, *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        if self.store is not None:
+            return self.store.run(*args, check=check, timeout=timeout)
+        return run(["docker", *args], check=check, timeout=timeout)
+
+    def inspect(self, container: str) -> Dict[str, Any]:
+        data: List[Dict[str, Any]] = json.loads(self.run("container", "inspect", container).stdout)
+        return data[0]
+
+    def image_id(self, ref: str) -> str:
+        """The image's ID as `sha256:<hex>` (podman leaves the prefix out), "" if absent."""
+        proc = self.run("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+        found = proc.stdout.strip() if proc.returncode == 0 else ""
+        return f"sha256:{found}" if found and ":" not in found else found
+
+    def container_ids(self, label: str, all_states: bool = True) -> List[str]:
+        args = ["ps", "-q", "--no-trunc", "--filter", f"label={label}"]
+        return self.run(*(args + ["-a"] if all_states else args)).stdout.split()
+
+    def remove_containers(self, *containers: str) -> None:
+        """Kill and remove them (podman's `rm -f` would wait 10 s for each to stop)."""
+        if containers:
+            kill_now = ["-t", "0"] if self.is_podman else []
+            self.run("rm", "-f", *kill_now, *containers, check=False)
+
+    def remove_images_from(self, registry_host: str) -> None:
+        """Remove the images of `registry_host`'s repositories (what deployments pulled)."""
+        listing = self.run("images", "--format", "{{.Repository}}@{{.ID}}", check=False).stdout
+        for line in listing.splitlines():
+            repo, _, found = line.partition("@")
+            if repo.startswith(registry_host + "/"):
+                self.run("image", "rm", "-f", found, check=False)
+
+
+class Stack(NamedTuple):
+    """One device the real-client suites run on: a Mender client and an engine."""
+
+    client: str  # see CLIENTS
+    engine: str  # see ENGINES
+
+    @property
+    def id(self) -> str:
+        """Test ids: `mender-3.4`, `mender-5.1` (docker, as before), `mender-5.1-podman`."""
+        return f"mender-{self.client}" + ("" if self.engine == "docker" else f"-{self.engine}")
+
+
+DOCKER_STACKS = tuple(Stack(client, "docker") for client in CLIENTS)
+# Podman with today's client only: CI time (2 cores, 30 min) does not allow a 4th pass.
+PODMAN_STACKS = (Stack("5.1", PODMAN),)
+ALL_STACKS = DOCKER_STACKS + PODMAN_STACKS

@@ -156,6 +156,18 @@ class FakeEngine:
     def lasting_restart_policy(self) -> str:
         return "always" if self.podman4 else "unless-stopped"
 
+    def runs_healthchecks(self) -> bool:
+        return not self.podman4  # podman 4: only systemd timers run them
+
+    def run_healthcheck(self, container_id: str) -> str:
+        self._call("run_healthcheck", container_id)
+        container = self._container(container_id)
+        behaviour = self._behaviour(container)
+        if container.health is None or behaviour not in ("unhealthy", "healthy"):
+            return f"Error: container {container_id} has no defined healthcheck"
+        container.health = behaviour
+        return behaviour
+
     def data_root(self) -> Optional[str]:
         self._call("data_root")
         return self.data_root_dir
@@ -189,6 +201,7 @@ class FakeEngine:
                     health=c.health,
                     started_at=str(c.started),
                     labels=dict(c.labels),
+                    health_interval=1.0,
                 )
             )
         return out
@@ -239,13 +252,17 @@ class FakeEngine:
         container = self._container(container_id)
         container.running = True
         container.started += 1
-        behaviour = next(
-            (i.behaviour for i in self.images.values() if i.id == container.image_id), "ok"
-        )
+        behaviour = self._behaviour(container)
         if behaviour == "exits":
             container.running, container.exit_code = False, 1
         elif behaviour in ("unhealthy", "healthy"):
-            container.health = behaviour
+            # podman 4 without systemd: `starting` until someone runs the probe
+            container.health = "starting" if self.podman4 else behaviour
+
+    def _behaviour(self, container: FakeContainer) -> str:
+        return next(
+            (i.behaviour for i in self.images.values() if i.id == container.image_id), "ok"
+        )
 
     def rename(self, container_id: str, new_name: str) -> None:
         self._call("rename", container_id, new_name)

@@ -1,4 +1,9 @@
-"""Our module driven by the real Mender client, with artifacts from our generator."""
+"""Our module driven by the real Mender client, with artifacts from our generator.
+
+Every test runs on three devices (`stack`): the 3.4 and 5.1 clients on the shared
+dockerd, and the 5.1 client on a real podman with a store of its own (see
+tests/podman/fixtures.py); docker-only tests narrow that to DOCKER_STACKS.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,33 @@ import subprocess
 import time
 import urllib.request
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Optional, Sequence
 
 import pytest
 
+from tests.podman import fixtures as engine_fixtures
 from tests.realstack import (
+    ALL_STACKS,
     DEVICE_TYPE,
+    EngineCli,
     ImageFactory,
     MenderDevice,
     Registry,
+    Stack,
     run,
     unique,
 )
+
+engine_cli = engine_fixtures.engine_cli
+mender_device = engine_fixtures.mender_device  # replaces the root conftest's: see there
+podman_store = engine_fixtures.podman_store
+
+
+@pytest.fixture(params=ALL_STACKS, ids=[s.id for s in ALL_STACKS])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """The client and engine of the device under test."""
+    param: Stack = request.param
+    return param
 
 
 @pytest.fixture(scope="session")
@@ -32,10 +52,17 @@ def module_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class Deployer:
     """A device running our module, plus the means to make artifacts for it."""
 
-    def __init__(self, device: MenderDevice, factory: ImageFactory, work: Path) -> None:
+    def __init__(
+        self,
+        device: MenderDevice,
+        factory: ImageFactory,
+        work: Path,
+        engine: Optional[EngineCli] = None,
+    ) -> None:
         self.device = device
         self.factory = factory
         self.work = work
+        self.engine = engine or EngineCli("docker")
         self.journal = work / "journal"
         self.conf = work / "mender-docker.conf"
         # A label namespace of its own: runs sharing the daemon never see each other's containers.
@@ -48,8 +75,11 @@ class Deployer:
             "health_window": "1",
             "health_timeout": "15",
         }
+        if self.engine.is_podman:
+            self.settings["engine"] = self.engine.name
         self.write_conf()
         device.env["MENDER_DOCKER_CONF"] = str(self.conf)
+        device.env.update(self.engine.env)  # podman's configuration files
 
     def write_conf(self, **changes: str) -> None:
         self.settings.update(changes)
@@ -71,23 +101,30 @@ class Deployer:
         assert proc.returncode == 0, proc.stderr[-4000:]
 
     def ours(self, all_states: bool = False) -> List[Dict[str, str]]:
-        """Containers carrying this device's label: {id, name, image, state}."""
-        argv = ["docker", "ps", "--no-trunc", "--filter", f"label={self.namespace}.managed",
-                "--format", "{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}"]
-        if all_states:
-            argv.insert(2, "-a")
-        rows = [line.split("\t") for line in run(argv).stdout.splitlines() if line.strip()]
-        return [{"id": r[0], "name": r[1], "image": r[2], "state": r[3]} for r in rows]
+        """Containers carrying this device's label: {id, name, image, state}, in the
+        order the engine lists them (from `inspect`: podman's `ps` has no plain state)."""
+        args = ["ps", "-q", "--no-trunc", "--filter", f"label={self.namespace}.managed"]
+        ids = self.engine.run(*(args + ["-a"] if all_states else args)).stdout.split()
+        if not ids:
+            return []
+        found = json.loads(self.engine.run("container", "inspect", *ids).stdout)
+        return [
+            {
+                "id": c["Id"],
+                "name": c["Name"].lstrip("/"),
+                "image": c["Config"]["Image"],
+                "state": c["State"]["Status"],
+            }
+            for c in found
+        ]
+
+    def inspect(self, container: str) -> Dict[str, Any]:
+        return self.engine.inspect(container)
 
     def remove_containers(self) -> None:
         ids = [c["id"] for c in self.ours(all_states=True)]
         if ids:
-            run(["docker", "rm", "-f", *ids], check=False)
-
-
-def inspect(container: str) -> Dict[str, object]:
-    data: List[Dict[str, object]] = json.loads(run(["docker", "inspect", container]).stdout)
-    return data[0]
+            self.engine.remove_containers(*ids)
 
 
 def http_get(port: int, timeout: float = 10) -> Optional[str]:
@@ -107,21 +144,18 @@ def http_get(port: int, timeout: float = 10) -> Optional[str]:
 @pytest.fixture
 def deployer(
     mender_device: MenderDevice,
+    engine_cli: EngineCli,
     module_file: Path,
     image_factory: ImageFactory,
     registry: Registry,
     tmp_path: Path,
 ) -> Iterator[Deployer]:
     mender_device.use_module(module_file)
-    deployer = Deployer(mender_device, image_factory, tmp_path)
+    deployer = Deployer(mender_device, image_factory, tmp_path, engine_cli)
     yield deployer
     deployer.remove_containers()
     # Images the deployments pulled by digest, from this test's registry.
-    images = run(["docker", "images", "--format", "{{.Repository}}@{{.ID}}"], check=False).stdout
-    for line in images.splitlines():
-        repo, _, image_id = line.partition("@")
-        if repo.startswith(registry.host + "/"):
-            run(["docker", "image", "rm", "-f", image_id], check=False)
+    engine_cli.remove_images_from(registry.host)
 
 
 @pytest.fixture

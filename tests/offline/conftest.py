@@ -1,15 +1,41 @@
-"""Fixtures for offline (embedded-image) artifacts on the real components."""
+"""Fixtures for offline (embedded-image) artifacts on the real components.
+
+The real-client tests run on the 3.4 and 5.1 clients with dockerd (`stack`);
+those that matter on podman add the 5.1 client with a real podman
+(tests/podman/fixtures.py) by parametrizing `stack` themselves.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterator, List
+from typing import Iterator, List, Optional
 
 import pytest
 
-from tests.realstack import ImageFactory, MenderDevice, Registry, run, unique
+from tests.podman import fixtures as engine_fixtures
+from tests.realstack import (
+    DOCKER_STACKS,
+    EngineCli,
+    ImageFactory,
+    MenderDevice,
+    Registry,
+    Stack,
+    run,
+    unique,
+)
 from tests.registry.fixtures import pushed  # noqa: F401  (images pushed over the registry API)
+
+engine_cli = engine_fixtures.engine_cli
+mender_device = engine_fixtures.mender_device  # replaces the root conftest's
+podman_store = engine_fixtures.podman_store
+
+
+@pytest.fixture(params=DOCKER_STACKS, ids=[s.id for s in DOCKER_STACKS])
+def stack(request: pytest.FixtureRequest) -> Stack:
+    """The client and engine of the device under test (docker unless a test says)."""
+    param: Stack = request.param
+    return param
 
 
 @pytest.fixture(scope="session")
@@ -23,9 +49,12 @@ def module_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 class OfflineDevice:
     """The real Mender client running our module with a config of its own."""
 
-    def __init__(self, device: MenderDevice, module: Path, work: Path) -> None:
+    def __init__(
+        self, device: MenderDevice, module: Path, work: Path, engine: Optional[EngineCli] = None
+    ) -> None:
         self.device = device
         self.work = work
+        self.engine = engine or EngineCli("docker")
         self.namespace = unique("offline.mender")
         self.journal = work / "journal"
         conf = work / "mender-docker.conf"
@@ -36,9 +65,11 @@ class OfflineDevice:
             "health_window = 1\n"
             "health_timeout = 20\n"
             "stop_timeout = 2\n"
+            + (f"engine = {self.engine.name}\n" if self.engine.is_podman else "")
         )
         device.use_module(module)
         device.env["MENDER_DOCKER_CONF"] = str(conf)
+        device.env.update(self.engine.env)
 
     @property
     def managed_label(self) -> str:
@@ -46,23 +77,23 @@ class OfflineDevice:
 
     def containers(self) -> List[str]:
         """IDs of all our containers, running or not."""
-        out = run(["docker", "ps", "-aq", "--no-trunc", "--filter", f"label={self.managed_label}"])
-        return out.stdout.split()
+        return self.engine.container_ids(self.managed_label)
 
     def transient_left(self) -> List[str]:
-        return transient_left(self.journal)
+        return transient_left(self.journal, self.engine)
 
     def remove_all(self) -> None:
-        ids = self.containers()
-        if ids:
-            run(["docker", "rm", "-f", *ids], check=False)
+        self.engine.remove_containers(*self.containers())
+
+    def remove_images(self, *refs: str) -> None:
+        remove_images(*refs, engine=self.engine)
 
 
 @pytest.fixture
 def offline_device(
-    mender_device: MenderDevice, module_file: Path, tmp_path: Path
+    mender_device: MenderDevice, engine_cli: EngineCli, module_file: Path, tmp_path: Path
 ) -> Iterator[OfflineDevice]:
-    device = OfflineDevice(mender_device, module_file, tmp_path)
+    device = OfflineDevice(mender_device, module_file, tmp_path, engine_cli)
     try:
         yield device
     finally:
@@ -86,17 +117,17 @@ def transient_tags(journal_dir: Path) -> List[str]:
     return [ref for ref in data["deployment"]["pulled"] if ref.startswith(IMPORT_REPOSITORY + ":")]
 
 
-def transient_left(journal_dir: Path) -> List[str]:
+def transient_left(journal_dir: Path, engine: Optional[EngineCli] = None) -> List[str]:
     """Those of them that still exist. Only this deployment's own tags are looked
     at: other test sessions may be importing on the same engine at the same time."""
-    tags = transient_tags(journal_dir)
-    found = [run(["docker", "image", "inspect", tag], check=False) for tag in tags]
-    return [tag for tag, proc in zip(tags, found) if proc.returncode == 0]
+    cli = engine or EngineCli("docker")
+    return [tag for tag in transient_tags(journal_dir) if cli.image_id(tag)]
 
 
-def remove_images(*refs: str) -> None:
+def remove_images(*refs: str, engine: Optional[EngineCli] = None) -> None:
+    cli = engine or EngineCli("docker")
     for ref in refs:
-        run(["docker", "image", "rm", "-f", ref], check=False)
+        cli.run("image", "rm", "-f", ref, check=False)
 
 
 __all__ = ["ImageFactory", "OfflineDevice", "remove_images"]

@@ -1,13 +1,19 @@
-"""Offline artifacts on the real stack: generator -> mender client -> our module -> dockerd.
+"""Offline artifacts on the real stack: generator -> mender client -> our module -> engine.
 
 The images are removed from the engine and the registry is stopped before the
 install, so every container can only run from the images inside the artifact.
+Every test runs with dockerd on both clients; the happy path, a tampered payload
+and a corrupted layer also run with podman on the 5.1 client (`podman load`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import gzip
+import io
 import json
 import re
+import tarfile
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -17,13 +23,27 @@ from mender_docker.artifact import ArtifactSpec, read_artifact, write_artifact
 from mender_docker.cli.gen import parse_options
 from mender_docker.gen import as_resolved, build_metadata, build_spec, export_all
 from mender_docker.offline import payload_file
-from mender_docker.registry.export import BlobStore, ExportedImage
+from mender_docker.registry.export import Blob, BlobStore, ExportedImage
 from mender_docker.spec import loaded_tag
 from tests.offline.conftest import OfflineDevice, remove_images, transient_tags
-from tests.realstack import DEVICE_TYPE, ImageFactory, Registry, run, unique
+from tests.podman.fixtures import stack_params
+from tests.realstack import (
+    ALL_STACKS,
+    DEVICE_TYPE,
+    DOCKER_STACKS,
+    PODMAN_STACKS,
+    ImageFactory,
+    Registry,
+    run,
+    unique,
+)
+
+pytestmark = pytest.mark.real
+on_podman_too = pytest.mark.parametrize("stack", stack_params(ALL_STACKS), indirect=True)
 
 
 def image_id(ref: str) -> str:
+    """The image's ID in dockerd (where the image factory builds), "" if absent."""
     proc = run(["docker", "image", "inspect", "--format", "{{.Id}}", ref], check=False)
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
@@ -36,7 +56,8 @@ def gen_offline(work: Path, name: str, *images: str, extra: Tuple[str, ...] = ()
 
 
 def fresh_image(factory: ImageFactory, **kwargs: object) -> str:
-    """Build and push an image, then drop it from the engine: only the artifact has it."""
+    """Build and push an image, then drop it from dockerd: only the artifact has it
+    (a podman store never had it: the image factory builds with docker)."""
     pinned = factory.http_service(unique("offline"), **kwargs)  # type: ignore[arg-type]
     remove_images(factory.tags[-1], pinned)
     assert image_id(pinned) == ""
@@ -45,21 +66,22 @@ def fresh_image(factory: ImageFactory, **kwargs: object) -> str:
 
 def running(device: OfflineDevice) -> Dict[str, Dict[str, str]]:
     """name -> {id, image id, pinned image label, config image} of our running containers."""
-    ids = run(["docker", "ps", "-q", "--no-trunc", "--filter",
-               f"label={device.managed_label}"]).stdout.split()  # fmt: skip
+    ids = device.engine.container_ids(device.managed_label, all_states=False)
     if not ids:
         return {}
     out = {}
-    for item in json.loads(run(["docker", "container", "inspect", *ids]).stdout):
+    for item in json.loads(device.engine.run("container", "inspect", *ids).stdout):
+        found = item["Image"]  # podman leaves out the sha256: of image IDs
         out[item["Name"].lstrip("/")] = {
             "id": item["Id"],
-            "image_id": item["Image"],
+            "image_id": found if ":" in found else f"sha256:{found}",
             "pinned": item["Config"]["Labels"].get(f"{device.namespace}.image", ""),
             "config_image": item["Config"]["Image"],
         }
     return out
 
 
+@on_podman_too
 def test_offline_artifact_installs_with_the_registry_stopped(
     image_factory: ImageFactory, registry: Registry, offline_device: OfflineDevice, tmp_path: Path
 ) -> None:
@@ -91,14 +113,16 @@ def test_offline_artifact_installs_with_the_registry_stopped(
         for ref, expected in zip(meta["containers"], meta["image_ids"]):
             assert by_pinned[ref]["image_id"] == expected
             assert by_pinned[ref]["config_image"] == loaded_tag(ref)
-            assert image_id(loaded_tag(ref)) == expected
+            assert offline_device.engine.image_id(loaded_tag(ref)) == expected
         assert offline_device.device.show_artifact() == "offline-v1"
-        # each image's base layer went through `docker import`, and its tag is gone
-        assert len(transient_tags(offline_device.journal)) == 2
+        # dockerd: each image's base layer went through `docker import`, and its tag
+        # is gone; podman's load reads its input before it stores anything: no import
+        imported = 0 if offline_device.engine.is_podman else 2
+        assert len(transient_tags(offline_device.journal)) == imported
         assert offline_device.transient_left() == []
     finally:
         offline_device.remove_all()
-        remove_images(loaded_tag(one), loaded_tag(two))
+        offline_device.remove_images(loaded_tag(one), loaded_tag(two))
 
 
 TAMPERINGS = {
@@ -136,7 +160,18 @@ def tampered_artifact(work: Path, kind: str, wanted: str, intruder: str) -> Path
     return out
 
 
-@pytest.mark.parametrize("kind", sorted(TAMPERINGS))
+@pytest.mark.parametrize(
+    ("stack", "kind"),
+    [
+        *(
+            pytest.param(s, kind, id=f"{s.id}-{kind}")
+            for s in DOCKER_STACKS
+            for kind in sorted(TAMPERINGS)
+        ),
+        *(pytest.param(s, "swapped", id=f"{s.id}-swapped") for s in PODMAN_STACKS),
+    ],
+    indirect=["stack"],
+)
 def test_tampered_payload_is_refused_and_previous_containers_keep_running(
     image_factory: ImageFactory,
     registry: Registry,
@@ -162,12 +197,12 @@ def test_tampered_payload_is_refused_and_previous_containers_keep_running(
         assert re.search(TAMPERINGS[kind], result.stderr), result.stderr[-2000:]
         assert running(offline_device) == before  # same container, untouched
         for ref in (wanted, intruder):  # nothing of the bad artifact stays loaded
-            assert image_id(loaded_tag(ref)) == ""
+            assert offline_device.engine.image_id(loaded_tag(ref)) == ""
         assert offline_device.transient_left() == []
         assert offline_device.device.show_artifact() == "good-v1"
     finally:
         offline_device.remove_all()
-        remove_images(loaded_tag(first), loaded_tag(wanted), loaded_tag(intruder))
+        offline_device.remove_images(loaded_tag(first), loaded_tag(wanted), loaded_tag(intruder))
 
 
 def corrupt_manifest_checksum(artifact: Path, payload: str) -> None:
@@ -203,33 +238,69 @@ def test_payload_failing_the_clients_checksum_leaves_no_image_behind(
         remove_images(loaded_tag(first), loaded_tag(second))
 
 
+def repacked(layer: Blob, work: Path) -> Blob:
+    """The layer with one file more, gzipped again: a valid layer, but not the one
+    the config's diff_ids name; it keeps its file name in the payload."""
+    out = work / "repacked.tar.gz"
+    with gzip.open(layer.path, "rb") as source, gzip.open(out, "wb") as target:
+        with tarfile.open(fileobj=source, mode="r|") as old, tarfile.open(
+            fileobj=target, mode="w|"
+        ) as new:
+            for member in old:
+                new.addfile(member, old.extractfile(member) if member.isfile() else None)
+            intruder = b"not what the header promised\n"
+            info = tarfile.TarInfo("intruder")
+            info.size = len(intruder)
+            new.addfile(info, io.BytesIO(intruder))
+    return dataclasses.replace(layer, path=str(out), size=out.stat().st_size)
+
+
+@on_podman_too
+@pytest.mark.parametrize("how", ["bit-flip", "re-packed"])
 def test_corrupted_layer_is_refused_by_the_engine(
-    image_factory: ImageFactory, offline_device: OfflineDevice, tmp_path: Path
+    image_factory: ImageFactory, offline_device: OfflineDevice, tmp_path: Path, how: str
 ) -> None:
-    """Names and configs intact, one layer's bytes changed (artifact checksums
-    recomputed): the engine's diff_id check refuses it, nothing stays loaded."""
+    """Names and configs intact, one layer changed (artifact checksums recomputed):
+    a flipped bit breaks its gzip stream; a re-packed layer is valid gzip and tar,
+    and only the engine's check against the config's diff_ids refuses it. Nothing
+    stays loaded either way."""
     pinned = fresh_image(image_factory)
     options = parse_options(["--embed-images", "-n", "layer-bad", "-t", DEVICE_TYPE, pinned])
     store_dir = tmp_path / "blobs"
     store_dir.mkdir()
     images = export_all(options, BlobStore(str(store_dir)))
     layer = images[0].layers[0]
-    raw = bytearray(Path(layer.path).read_bytes())
-    raw[len(raw) // 2] ^= 0xFF
-    Path(layer.path).write_bytes(bytes(raw))
+    if how == "bit-flip":
+        raw = bytearray(Path(layer.path).read_bytes())
+        raw[len(raw) // 2] ^= 0xFF
+        Path(layer.path).write_bytes(bytes(raw))
+    else:
+        assert layer.suffix == ".tar.gz"
+        bad_layer = repacked(layer, tmp_path)
+        images = [dataclasses.replace(images[0], layers=(bad_layer, *images[0].layers[1:]))]
     spec = build_spec(options, build_metadata(options, [as_resolved(i) for i in images], images))
     out = tmp_path / "layer-bad.mender"
     write_artifact(str(out), spec, files=[payload_file(images)], compression="none")
     try:
         result = offline_device.device.install(out)
         assert result.returncode != 0
+        if how == "re-packed":
+            # podman checks each layer against the config's diff_ids as it copies it;
+            # dockerd imported the base layer (no check there), but its load then wants
+            # a layer with the config's diff_id, which is neither stored nor in its input
+            said = (
+                "Digest did not match"
+                if offline_device.engine.is_podman
+                else f"{layer.file_name}: no such file or directory"
+            )
+            assert said in result.stderr, result.stderr[-3000:]
         assert running(offline_device) == {}
-        assert image_id(loaded_tag(pinned)) == ""
-        assert image_id(images[0].image_id) == ""
+        assert offline_device.engine.image_id(loaded_tag(pinned)) == ""
+        assert offline_device.engine.image_id(images[0].image_id) == ""
         assert offline_device.transient_left() == []
     finally:
         offline_device.remove_all()
-        remove_images(loaded_tag(pinned))
+        offline_device.remove_images(loaded_tag(pinned))
 
 
 def test_unchanged_offline_image_keeps_running_and_a_pulled_update_cleans_it_up(

@@ -39,6 +39,16 @@ _DAEMON_DOWN_MARKERS = (
     "unable to connect to podman",
 )
 _UNSUPPORTED_MARKERS = ("unknown flag", "unknown shorthand flag")
+DEFAULT_HEALTH_INTERVAL = 30.0  # docker's and podman's default HEALTHCHECK --interval
+_HEX64 = frozenset("0123456789abcdef")
+
+
+def image_id(value: object) -> str:
+    """An image ID as docker writes it, `sha256:<hex>`: podman drops the prefix."""
+    text = str(value or "")
+    if len(text) == 64 and set(text) <= _HEX64:
+        return "sha256:" + text
+    return text
 
 
 @dataclass(frozen=True)
@@ -57,6 +67,7 @@ class ContainerInfo:
     started_at: str = ""  # changes when the engine restarts it
     restart_count: int = 0  # restarts by the engine since the container was created
     labels: Mapping[str, str] = field(default_factory=dict)
+    health_interval: float = DEFAULT_HEALTH_INTERVAL  # seconds between HEALTHCHECK probes
 
 
 @dataclass(frozen=True)
@@ -91,11 +102,12 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
         name = f"on-failure:{policy['MaximumRetryCount']}"
     health = state.get("Health") or state.get("Healthcheck") or None
     status = str(state.get("Status") or ("running" if state.get("Running") else "exited"))
+    interval = (config.get("Healthcheck") or {}).get("Interval") or 0  # nanoseconds
     return ContainerInfo(
         id=str(data["Id"]),
         name=str(data.get("Name") or "").lstrip("/"),
         image=str(config.get("Image") or data.get("ImageName") or ""),
-        image_id=str(data.get("Image") or ""),
+        image_id=image_id(data.get("Image")),
         running=bool(state.get("Running")) and status == "running",
         status=status,
         exit_code=int(state.get("ExitCode") or 0),
@@ -104,12 +116,13 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
         started_at=str(state.get("StartedAt") or ""),
         restart_count=int(data.get("RestartCount") or 0),
         labels=dict(config.get("Labels") or {}),
+        health_interval=int(interval) / 1e9 if int(interval) > 0 else DEFAULT_HEALTH_INTERVAL,
     )
 
 
 def parse_image(data: Mapping[str, Any]) -> ImageInfo:
     return ImageInfo(
-        id=str(data["Id"]),
+        id=image_id(data["Id"]),
         repo_digests=tuple(str(d) for d in data.get("RepoDigests") or ()),
         size=int(data.get("Size") or 0),
     )
@@ -120,6 +133,8 @@ class ContainerEngine(Protocol):
 
     def version(self) -> str: ...
     def lasting_restart_policy(self) -> str: ...
+    def runs_healthchecks(self) -> bool: ...
+    def run_healthcheck(self, container_id: str) -> str: ...
     def data_root(self) -> Optional[str]: ...
     def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]: ...
     def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]: ...
@@ -249,6 +264,26 @@ class Engine:
         `unless-stopped` included), and `podman stop` already keeps an `always`
         container down until then."""
         return "always" if self.is_podman else "unless-stopped"
+
+    def runs_healthchecks(self) -> bool:
+        """Does the engine itself run a container's HEALTHCHECK? dockerd does. Podman
+        4 has no daemon: it runs each probe (`podman healthcheck run`) from a systemd
+        timer it sets up per container, so without systemd (or its user session) the
+        health stays `starting` for good, and with it the first probe waits one
+        interval. The health gate runs the probes itself on podman (run_healthcheck)."""
+        return not self.is_podman
+
+    def run_healthcheck(self, container_id: str) -> str:
+        """Run the container's HEALTHCHECK once (podman); the engine records the result
+        in the container's health as its own probes would. Returns `healthy`,
+        `unhealthy`, or what the engine said when it could not run it."""
+        try:
+            out = self.run(["healthcheck", "run", container_id])
+        except EngineError as exc:
+            if exc.returncode == 1 and not isinstance(exc, NoSuchObjectError):
+                return "unhealthy"  # podman: exit 1 is a failed probe
+            return str(exc)
+        return out.strip().splitlines()[-1].strip() if out.strip() else "healthy"
 
     def version(self) -> str:
         """The server's version; raises DaemonDownError when it does not answer.
@@ -398,7 +433,10 @@ class Engine:
         self.run(["update", "--restart", policy, container_id])
 
     def remove_container(self, container_id: str) -> None:
-        self.run(["rm", "-f", container_id])
+        """Remove it, killing it first if it runs: `docker rm -f` sends SIGKILL; podman's
+        would first wait its stop timeout (10 s) for a container that ignores SIGTERM."""
+        kill_now = ["-t", "0"] if self.is_podman else []
+        self.run(["rm", "-f", *kill_now, container_id])
 
     def remove_image(self, ref: str) -> None:
         self.run(["rmi", ref])

@@ -3,6 +3,12 @@
 A container that exits during the gate fails it at once, whatever its restart
 policy: waiting out the timeout while the engine restarts a crashing container
 would only make the outage longer before the rollback.
+
+A container with a HEALTHCHECK must also be reported healthy. Podman 4 runs the
+probes only from systemd timers (see Engine.runs_healthchecks): on podman the
+gate runs each container's probe itself, at the check's own interval counted
+from the start of the gate (as dockerd's first probe waits one interval), and
+reads the result the engine recorded, retries and start period included.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from mender_docker.module.log import log, short
 
 POLL_SECONDS = 0.5
 LOG_LINES = 10
+EXITED = ("exited", "dead", "restarting", "stopped")  # podman says stopped, docker exited
 
 
 def is_good(info: ContainerInfo) -> bool:
@@ -32,6 +39,8 @@ def wait_healthy(ctx: Context, ids: Sequence[str], timeout: float, window: float
     # id -> (first time seen good, StartedAt then): a restart in between resets it
     good_since: Dict[str, Optional[Tuple[float, str]]] = {i: None for i in ids}
     last: Dict[str, ContainerInfo] = {}
+    drive = not ctx.engine.runs_healthchecks()
+    next_probe: Dict[str, float] = {}  # id -> when the gate runs its HEALTHCHECK next
     while True:
         now = ctx.clock()
         seen = {c.id: c for c in ctx.engine.inspect_containers(ids)}
@@ -41,7 +50,7 @@ def wait_healthy(ctx: Context, ids: Sequence[str], timeout: float, window: float
                 raise HealthCheckError(f"new container {short(container_id)} has disappeared")
             last[container_id] = info
             since = good_since[container_id]
-            if info.status in ("exited", "dead", "restarting") or info.restart_count > 0:
+            if info.status in EXITED or info.restart_count > 0:
                 fail(ctx, info, "exited during the health gate")
             if since is not None and since[1] != info.started_at:
                 fail(ctx, info, "was restarted by the engine during the health gate")
@@ -49,6 +58,14 @@ def wait_healthy(ctx: Context, ids: Sequence[str], timeout: float, window: float
                 good_since[container_id] = None
             elif since is None:
                 good_since[container_id] = (now, info.started_at)
+            if drive and info.running and info.health is not None:
+                if container_id not in next_probe:
+                    log(f"{info.name}: the gate runs its HEALTHCHECK every "
+                        f"{info.health_interval:g} s (the engine runs it only from systemd timers)")
+                due = next_probe.setdefault(container_id, now + info.health_interval)
+                if now >= due:
+                    probe(ctx, info)
+                    next_probe[container_id] = now + info.health_interval
         if all(_passed(s, now, window) for s in good_since.values()):
             log("health gate passed")
             return
@@ -58,6 +75,13 @@ def wait_healthy(ctx: Context, ids: Sequence[str], timeout: float, window: float
             ]
             fail(ctx, waiting[0], f"did not stay up for {window:g} s within {timeout:g} s")
         ctx.sleep(max(0.0, min(POLL_SECONDS, deadline - now)) or POLL_SECONDS)
+
+
+def probe(ctx: Context, info: ContainerInfo) -> None:
+    """Run the container's HEALTHCHECK once; the next inspect shows the outcome."""
+    result = ctx.engine.run_healthcheck(info.id)
+    if result not in ("healthy", "unhealthy"):
+        log(f"health check of {info.name} did not run: {result}")
 
 
 def _passed(since: Optional[Tuple[float, str]], now: float, window: float) -> bool:
