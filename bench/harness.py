@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import hashlib
 import io
-import os
 import shutil
 import signal
 import statistics
@@ -98,7 +97,6 @@ class System:
     name: str
     module: Path
     env: Dict[str, str] = field(default_factory=dict)  # extra environment for the client
-    path_prefix: str = ""  # a directory put before the device's PATH (--confine-original)
 
     def generate(
         self, out: Path, artifact_name: str, images: Sequence[str], run_args: str = ""
@@ -212,7 +210,6 @@ class Lab:
         our_conf: Dict[str, str],
         device_path: Optional[str] = DEVICE_PATH,
         clients: Sequence[str] = DEFAULT_CLIENTS,
-        confine_original: bool = False,
     ) -> None:
         for name in systems:
             if name not in SYSTEMS:
@@ -227,7 +224,6 @@ class Lab:
         self.bench = bench
         self.system_names = list(systems)
         self.clients = list(clients)
-        self.confine_original = confine_original
         self.our_conf = dict(our_conf)
         self.device_path = device_path  # None: the client inherits our PATH
         self.work = Path(tempfile.mkdtemp(prefix=f"mender-docker-bench-{bench}-"))
@@ -277,8 +273,7 @@ class Lab:
             module = self.work / "original-module"
             module.write_bytes(self._original_bytes)
             module.chmod(0o755)
-            prefix = str(self._confining_docker()) if self.confine_original else ""
-            return System("original", module, path_prefix=prefix)
+            return System("original", module)
         module = self.work / "ours-module"
         proc = run(["mender-docker", "build-module", "-o", str(module)], check=False)
         if proc.returncode != 0:
@@ -287,41 +282,6 @@ class Lab:
         settings = {"scope": "managed", **self.our_conf}  # data_dir: per device
         conf.write_text("".join(f"{key} = {value}\n" for key, value in settings.items()))
         return System("ours", module, {"MENDER_DOCKER_CONF": str(conf)})
-
-    def _confining_docker(self) -> Path:
-        """A directory with a `docker` that shows the original only this lab's containers.
-
-        The original module stops every running container (`docker ps -q`), so on
-        a shared machine it would stop other people's. This `docker` answers
-        exactly that call (`ps -q`, the only way the original lists containers)
-        with the running containers made from this lab's images, and passes
-        every other call to the real `docker` unchanged.
-        """
-        real = shutil.which("docker", path=self.device_path or None)
-        if real is None:
-            raise BenchError("no `docker` on the device PATH")
-        shim_dir = self.work / "confined-bin"
-        shim_dir.mkdir(exist_ok=True)
-        self._image_list().touch()
-        shim = shim_dir / "docker"
-        shim.write_text(
-            "#!/bin/sh\n"
-            "# bench harness, --confine-original: `docker ps -q` lists this lab's containers\n"
-            'if [ "$#" -eq 2 ] && [ "$1" = ps ] && [ "$2" = -q ]; then\n'
-            "  set --\n"
-            f"  for id in $(cat '{self._image_list()}'); do\n"
-            '    set -- "$@" --filter "ancestor=$id"\n'
-            "  done\n"
-            '  [ "$#" -gt 0 ] || exit 0\n'
-            f"  exec '{real}' ps -q \"$@\"\n"
-            "fi\n"
-            f"exec '{real}' \"$@\"\n"
-        )
-        shim.chmod(0o755)
-        return shim_dir
-
-    def _image_list(self) -> Path:
-        return self.work / "lab-images.list"
 
     @contextmanager
     def device(self, system: System, client: str = "3.4") -> Iterator[MenderDevice]:
@@ -333,11 +293,8 @@ class Lab:
         root = Path(tempfile.mkdtemp(dir=self.work))
         device = MenderDevice(root / "device", client=client)
         device.env.update(system.env)
-        path = self.device_path  # None: the client inherits our PATH
-        if system.path_prefix:
-            path = f"{system.path_prefix}:{path or os.environ.get('PATH', '')}"
-        if path is not None:
-            device.env["PATH"] = path
+        if self.device_path is not None:  # None: the client inherits our PATH
+            device.env["PATH"] = self.device_path
         if system.name == "ours":
             # A fresh journal per device, so no scenario inherits another's state.
             base = Path(system.env["MENDER_DOCKER_CONF"]).read_text()
@@ -361,7 +318,6 @@ class Lab:
         script = f'trap "exit 0" TERM; httpd -f -p {port} -h /www & wait'
         ref = self.factory.build(repo, tag, cmd=["sh", "-c", script], random_mb=random_mb)
         self.image_ids.add(image_id(ref))
-        self._image_list().write_text("".join(f"{i}\n" for i in sorted(self.image_ids) if i))
         return ref
 
     def drop_local(self, refs: Sequence[str]) -> None:
@@ -669,7 +625,7 @@ def clients_arg(text: str) -> List[str]:
 
 
 def add_system_args(parser: argparse.ArgumentParser, clients: str = "3.4") -> None:
-    """--systems, --client, --our-conf and --confine-original, for every module benchmark.
+    """--systems, --client and --our-conf, for every module benchmark.
 
     `clients` is the default of --client: "3.4", "5.1" or "both".
     """
@@ -683,10 +639,6 @@ def add_system_args(parser: argparse.ArgumentParser, clients: str = "3.4") -> No
                         metavar="KEY=VALUE",
                         help="a setting for our module's config file (repeatable), e.g. "
                              "label_namespace=io.bench.x to keep clear of concurrent tests")
-    parser.add_argument("--confine-original", action="store_true",
-                        help="give the original module a `docker` whose `ps -q` lists only "
-                             "this benchmark's containers, so that it does not stop other "
-                             "people's (for a shared machine; the module file is unchanged)")
 
 
 def main_guard(body: Callable[[], int]) -> int:

@@ -96,8 +96,7 @@ Results = Dict[Tuple[str, str], Result]  # (client, system) -> result
 
 def run_bench(args: argparse.Namespace) -> Results:
     results: Results = {}
-    with Lab("many", args.systems, dict(args.our_conf), clients=args.clients,
-             confine_original=args.confine_original) as lab:
+    with Lab("many", args.systems, dict(args.our_conf), clients=args.clients) as lab:
         ports = free_ports(args.containers)
         note(f"building {2 * args.containers} images")
         refs: Dict[str, List[str]] = {"v1": [], "v2": []}

@@ -88,8 +88,7 @@ def measure(
 
 def run_bench(args: argparse.Namespace) -> List[Result]:
     results: List[Result] = []
-    with Lab("outage", args.systems, dict(args.our_conf), clients=args.clients,
-             confine_original=args.confine_original) as lab:
+    with Lab("outage", args.systems, dict(args.our_conf), clients=args.clients) as lab:
         port = free_port()
         run_args = f"-p {port}:8080"
         with Poller([port], interval=args.interval) as poller:

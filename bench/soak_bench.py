@@ -65,8 +65,7 @@ Series = Dict[Tuple[str, str], List[Point]]  # (client, system) -> one point per
 def run_bench(args: argparse.Namespace) -> Series:
     our_conf = {"health_window": str(args.health_window), **dict(args.our_conf)}
     series: Series = {}
-    with Lab("soak", args.systems, our_conf, clients=args.clients,
-             confine_original=args.confine_original) as lab:
+    with Lab("soak", args.systems, our_conf, clients=args.clients) as lab:
         note(f"building {args.deployments} images ({args.random_mb} MB random layer each)")
         repo = unique("bench/soak")
         refs = [

@@ -107,7 +107,7 @@ def run_bench(args: argparse.Namespace) -> Timings:
     timings: Timings = {}
     device_path = None if args.inherit_path else DEVICE_PATH
     with Lab("state", args.systems, dict(args.our_conf), device_path=device_path,
-             clients=args.clients, confine_original=args.confine_original) as lab:
+             clients=args.clients) as lab:
         ref = lab.build_http(unique("bench/state"), "v1")
         lab.drop_local([ref])
         artifacts = {name: lab.systems[name].generate(lab.work, "state-v1", [ref])
