@@ -67,6 +67,16 @@ def require_engine() -> None:
         raise AssertionError(f"dockerd is not answering: {proc.stderr.strip()}")
 
 
+def process_gone(pid: int) -> bool:
+    """The process no longer runs. A zombie (dead, not yet reaped by its parent, e.g.
+    a daemon this test process started) still has its /proc entry: it counts as gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -31,7 +31,7 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from tests.realstack import PodmanStore, require, run
+from tests.realstack import PodmanStore, process_gone, require, run
 
 RESTART_UNIT = Path("/lib/systemd/system/podman-restart.service")
 
@@ -48,14 +48,6 @@ def restart_service_command(unit: Path = RESTART_UNIT) -> List[str]:
     if not os.path.isabs(argv[0]) or os.path.basename(argv[0]) != "podman":
         raise AssertionError(f"{unit}: ExecStart does not run podman: {found[0]}")
     return argv
-
-
-def _dead(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")  # a zombie runs no more
 
 
 def power_cut(store: PodmanStore, timeout: float = 60) -> List[str]:
@@ -84,7 +76,7 @@ def power_cut(store: PodmanStore, timeout: float = 60) -> List[str]:
                 os.kill(pid, signal.SIGKILL)
                 pids.append(pid)
     deadline = time.monotonic() + timeout
-    while not all(_dead(pid) for pid in pids):
+    while not all(process_gone(pid) for pid in pids):
         if time.monotonic() > deadline:
             raise AssertionError(f"processes {pids} did not die within {timeout:g} s")
         time.sleep(0.1)
