@@ -1,10 +1,12 @@
 """Run the full crash sweep on the real components and print the tables.
 
-    python -m tests.reliability.crash_sweep [--client 3.4|5.1|both] [SCENARIO ...]
+    python -m tests.reliability.crash_sweep [--client 3.4|5.1|both] [--engine docker|podman]
+                                            [SCENARIO ...]
 
 Needs root, dockerd, docker-registry, the Mender clients (`mender` 3.4,
 `mender-update` 5.1) and busybox-static, like the tests; the module runs against
-a private dockerd on a tmpfs (private_engine.py). For each client (default both)
+a private dockerd on a tmpfs (private_engine.py), or with `--engine podman` a
+podman store of its own. For each client (default both)
 prints one summary row per scenario and mode, then every crash point; exits 1 if
 any point ended in a bad state.
 """
@@ -18,8 +20,16 @@ import time
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
-from tests.realstack import CLIENTS, ImageFactory, MenderDevice, Registry, run, unique
-from tests.reliability.harness import QUICK_EXIT, Rig, remove_image
+from tests.realstack import (
+    CLIENTS,
+    ImageFactory,
+    MenderDevice,
+    PodmanStore,
+    Registry,
+    run,
+    unique,
+)
+from tests.reliability.harness import QUICK_EXIT, PodmanRigEngine, Rig, RigEngine, remove_image
 from tests.reliability.private_engine import PrivateDockerd
 from tests.reliability.sweep import SCENARIOS, CrashSweep, Point
 
@@ -28,14 +38,17 @@ class Stage:
     """Registry, two versions of a tiny image, the packed module and the rig, torn down
     on exit: the same setup the pytest fixtures make."""
 
-    def __init__(self, work: Path, client: str) -> None:
+    def __init__(self, work: Path, client: str, engine: str = "docker") -> None:
         self.work = work
         self.client = client
         self.registry = Registry(work / "registry")
         self.factory: Optional[ImageFactory] = None
         self.device: Optional[MenderDevice] = None
         self.rig: Optional[Rig] = None
-        self.engine = PrivateDockerd(work / "dockerd")
+        self.dockerd = PrivateDockerd(work / "dockerd") if engine == "docker" else None
+        self.podman = None if engine == "docker" else PodmanStore(
+            work / "podman", registries=[self.registry.host])
+        self.engine: RigEngine = self.dockerd or PodmanRigEngine(self.podman)  # type: ignore[arg-type]
         self.images: Tuple[str, str] = ("", "")
 
     def __enter__(self) -> CrashSweep:
@@ -47,7 +60,8 @@ class Stage:
 
     def setup(self) -> CrashSweep:
         self.registry.start()
-        self.engine.start()
+        if self.dockerd is not None:
+            self.dockerd.start()
         self.factory = ImageFactory(self.registry, self.work)
         repo = unique("rel/app")
         v1 = self.factory.build(repo, "v1", cmd=QUICK_EXIT)
@@ -73,7 +87,10 @@ class Stage:
         if self.device is not None:
             self.device.restore()
         self.registry.stop()
-        self.engine.close()
+        if self.dockerd is not None:
+            self.dockerd.close()
+        if self.podman is not None:
+            self.podman.cleanup()
 
 
 def summary(points: Sequence[Point]) -> Iterator[Tuple[str, str, int, Dict[str, int]]]:
@@ -86,24 +103,26 @@ def summary(points: Sequence[Point]) -> Iterator[Tuple[str, str, int, Dict[str, 
         yield scenario, when, len(mine), outcomes
 
 
-def sweep_client(client: str, chosen: Sequence[str]) -> List[Point]:
+def sweep_client(client: str, chosen: Sequence[str], engine: str = "docker") -> List[Point]:
     points: List[Point] = []
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="crash-sweep-") as work, \
-            Stage(Path(work), client) as sweep:  # fmt: skip
+            Stage(Path(work), client, engine) as sweep:  # fmt: skip
         for scenario in chosen:
             whens = ("before",) if scenario == "install+client" else ("before", "after")
             points += sweep.sweep(
                 scenario, whens, progress=lambda p: print(
                     f"  {client} {p.scenario:<16} {p.when:<6} {p.number:>2} {p.outcome:<16} "
                     f"{p.call[:60]}", file=sys.stderr, flush=True))  # fmt: skip
-    report(client, chosen, points, time.monotonic() - started)
+    report(client, engine, chosen, points, time.monotonic() - started)
     return points
 
 
-def report(client: str, chosen: Sequence[str], points: Sequence[Point], elapsed: float) -> None:
+def report(
+    client: str, engine: str, chosen: Sequence[str], points: Sequence[Point], elapsed: float
+) -> None:
     binary = "mender" if client == "3.4" else "mender-update"
-    print(f"\n## Mender client {client} (`{binary}`)\n")
+    print(f"\n## Mender client {client} (`{binary}`), {engine}\n")
     print("| scenario | SIGKILL | crash points | outcomes |")
     print("|---|---|---|---|")
     for scenario, when, total, outcomes in summary(points):
@@ -126,6 +145,7 @@ def report(client: str, chosen: Sequence[str], points: Sequence[Point], elapsed:
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tests.reliability.crash_sweep")
     parser.add_argument("--client", choices=[*CLIENTS, "both"], default="both")
+    parser.add_argument("--engine", choices=["docker", "podman"], default="docker")
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO")
     args = parser.parse_args(argv)
     chosen = args.scenarios or list(SCENARIOS)
@@ -135,7 +155,7 @@ def main(argv: Optional[List[str]] = None) -> int:
               f"known: {', '.join(SCENARIOS)}", file=sys.stderr)  # fmt: skip
         return 2
     clients = CLIENTS if args.client == "both" else (args.client,)
-    bad = [p for client in clients for p in sweep_client(client, chosen) if not p.good]
+    bad = [p for c in clients for p in sweep_client(c, chosen, args.engine) if not p.good]
     return 1 if bad else 0
 
 

@@ -14,11 +14,10 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence
+from typing import Dict, List, Protocol, Sequence
 
 from tests.integration.conftest import Deployer
-from tests.realstack import DEVICE_TYPE, ImageFactory, MenderDevice, run, unique
-from tests.reliability.private_engine import PrivateDockerd
+from tests.realstack import DEVICE_TYPE, ImageFactory, MenderDevice, PodmanStore, run, unique
 
 SHIM = Path(__file__).with_name("engine_shim.py")
 TERMINAL_PHASES = ("failed", "cleaned", "rolled-back")
@@ -26,10 +25,10 @@ TERMINAL_PHASES = ("failed", "cleaned", "rolled-back")
 QUICK_EXIT = ["sh", "-c", 'trap "exit 0" TERM; sleep 3600 & wait']
 
 
-def real_docker() -> str:
-    found = shutil.which("docker")
+def real_engine(name: str) -> str:
+    found = shutil.which(name)
     if found is None:
-        raise AssertionError("missing real component: docker")
+        raise AssertionError(f"missing real component: {name}")
     return found
 
 
@@ -39,6 +38,28 @@ class Container:
     name: str
     image: str
     state: str
+
+
+class RigEngine(Protocol):
+    """The engine behind a rig's shim: a private dockerd, or a private podman store."""
+
+    name: str  # its CLI: docker or podman
+    device_env: Dict[str, str]  # what the client, and so the module, needs to reach it
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]: ...
+
+
+class PodmanRigEngine:
+    """A PodmanStore as a rig's engine."""
+
+    name = "podman"
+
+    def __init__(self, store: PodmanStore) -> None:
+        self.store = store
+        self.device_env = dict(store.env)
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.store.run(*args, check=check)
 
 
 class Rig:
@@ -54,18 +75,19 @@ class Rig:
         factory: ImageFactory,
         work: Path,
         module: Path,
-        engine: PrivateDockerd,
+        engine: RigEngine,
     ) -> None:
         self.work = work
         self.engine = engine
-        device.env["DOCKER_HOST"] = engine.host  # the module's docker talks to it
+        device.env.update(engine.device_env)  # the module's engine CLI talks to it
         suffix = unique("rel").replace("-", "")
         self.namespace = f"io.test.{suffix}"
         self.type_name = f"docker-{suffix}"
         device.use_module(module, self.type_name)
         self.shim_dir = work / "shim"
         self.shim_dir.mkdir(parents=True, exist_ok=True)
-        self.shim = self.shim_dir / "docker-shim"
+        # named after the engine: the module tells podman by its binary's name
+        self.shim = self.shim_dir / f"{engine.name}-shim"
         shutil.copy2(SHIM, self.shim)
         self.shim.chmod(0o755)
         self.arm(state="")
@@ -117,7 +139,7 @@ class Rig:
         (self.shim_dir / "count.killed").unlink(missing_ok=True)
         calls.write_text("")
         control = {
-            "real": real_docker(), "state": state, "kill_at": kill_at, "when": when,
+            "real": real_engine(self.engine.name), "state": state, "kill_at": kill_at, "when": when,
             "kill_client": kill_client, "counter": str(counter), "calls": str(calls),
         }  # fmt: skip
         (self.shim_dir / "shim.json").write_text(json.dumps(control))
@@ -131,13 +153,18 @@ class Rig:
 
     # -- what is on the engine -------------------------------------------------------
     def containers(self, all_states: bool = True) -> List[Container]:
-        argv = ["docker", "ps", "--no-trunc", "--filter", f"label={self.namespace}.managed=1",
-                "--format", "{{.ID}}\t{{.Names}}\t{{.Image}}\t{{.State}}"]  # fmt: skip
+        """Ours, from `inspect` (docker's and podman's `ps --format` differ: podman's
+        {{.State}} is a sentence like "Up 2 seconds ago")."""
+        argv = ["ps", "-q", "--no-trunc", "--filter", f"label={self.namespace}.managed=1"]
         if all_states:
-            argv.insert(2, "-a")
-        out = self.engine.docker(*argv[1:]).stdout
-        rows = [line.split("\t") for line in out.splitlines() if line.strip()]
-        return [Container(*row) for row in rows]
+            argv.insert(1, "-a")
+        ids = self.engine.cli(*argv).stdout.split()
+        if not ids:
+            return []
+        found = json.loads(self.engine.cli("container", "inspect", *ids).stdout)
+        return [Container(str(c["Id"]), str(c["Name"]).lstrip("/"),
+                          str(c["Config"].get("Image") or c.get("ImageName") or ""),
+                          str(c["State"]["Status"])) for c in found]  # fmt: skip
 
     def running_ids(self) -> List[str]:
         return sorted(c.id for c in self.containers(all_states=False))
@@ -160,13 +187,13 @@ class Rig:
     def cleanup(self) -> None:
         ids = [c.id for c in self.containers()]
         if ids:
-            self.engine.docker("rm", "-f", *ids, check=False)
+            self.engine.cli("rm", "-f", *ids, check=False)
 
     def image_present(self, ref: str) -> bool:
-        return self.engine.docker("image", "inspect", ref, check=False).returncode == 0
+        return self.engine.cli("image", "inspect", ref, check=False).returncode == 0
 
     def remove_image(self, ref: str) -> None:
-        self.engine.docker("image", "rm", "-f", ref, check=False)
+        self.engine.cli("image", "rm", "-f", ref, check=False)
 
 
 def remove_image(ref: str) -> None:
