@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, List
 
 import pytest
 
@@ -45,3 +45,17 @@ def mender_device(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Me
         yield device
     finally:
         device.restore()
+
+
+# Fixtures that stand for a real component (dockerd, podman, docker-registry, a Mender
+# client): every test using one, directly or through another fixture, is a `real` test.
+REAL_FIXTURES = frozenset({
+    "docker_engine", "registry", "image_factory", "mender_device", "private_dockerd",
+    "podman_store", "private_podman", "pushed", "engine_cli",
+})
+
+
+def pytest_collection_modifyitems(items: List[pytest.Item]) -> None:
+    for item in items:
+        if REAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.real)
