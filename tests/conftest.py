@@ -7,7 +7,14 @@ from typing import Iterator, List
 
 import pytest
 
-from tests.realstack import CLIENTS, ImageFactory, MenderDevice, Registry, require_engine
+from tests.realstack import (
+    CLIENTS,
+    ImageFactory,
+    MenderDevice,
+    Registry,
+    require_engine,
+    run,
+)
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +40,14 @@ def image_factory(
     factory = ImageFactory(registry, tmp_path_factory.mktemp("images"))
     yield factory
     factory.cleanup()
+
+
+@pytest.fixture(scope="session")
+def packed_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Our module as the single file a device gets, built once from this checkout."""
+    path = tmp_path_factory.mktemp("module") / "docker"
+    run(["mender-docker", "build-module", "-o", str(path)])
+    return path
 
 
 @pytest.fixture(params=CLIENTS, ids=[f"mender-{c}" for c in CLIENTS])

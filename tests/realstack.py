@@ -411,16 +411,21 @@ class PodmanStore:
 
 
 class EngineCli:
-    """The engine the tests look at the device with: the shared dockerd, or a
-    PodmanStore. `env` is what the Mender client (and so our module) needs to
-    reach the same engine; `name` is the module's `engine` setting."""
+    """The engine the tests look at the device with: a dockerd (the shared one, or a
+    private one at `docker_host`), or a PodmanStore. `env` is what the Mender client
+    (and so our module) needs to reach the same engine; `name` is its CLI and the
+    module's `engine` setting."""
 
-    def __init__(self, name: str, store: Optional[PodmanStore] = None) -> None:
+    def __init__(
+        self, name: str, store: Optional[PodmanStore] = None, docker_host: str = ""
+    ) -> None:
         if name not in ENGINES or (name == PODMAN) != (store is not None):
             raise AssertionError(f"engine {name!r} needs a PodmanStore iff it is podman")
         self.name = name
         self.store = store
-        self.env: Dict[str, str] = {} if store is None else dict(store.env)
+        self.env: Dict[str, str] = {"DOCKER_HOST": docker_host} if docker_host else {}
+        if store is not None:
+            self.env = dict(store.env)
 
     @property
     def is_podman(self) -> bool:
@@ -431,7 +436,8 @@ class EngineCli:
     ) -> subprocess.CompletedProcess[str]:
         if self.store is not None:
             return self.store.run(*args, check=check, timeout=timeout)
-        return run(["docker", *args], check=check, timeout=timeout)
+        env = {**os.environ, **self.env} if self.env else None
+        return run(["docker", *args], check=check, timeout=timeout, env=env)
 
     def inspect(self, container: str) -> Dict[str, Any]:
         data: List[Dict[str, Any]] = json.loads(self.run("container", "inspect", container).stdout)
@@ -446,6 +452,23 @@ class EngineCli:
     def container_ids(self, label: str, all_states: bool = True) -> List[str]:
         args = ["ps", "-q", "--no-trunc", "--filter", f"label={label}"]
         return self.run(*(args + ["-a"] if all_states else args)).stdout.split()
+
+    def containers(self, label: str, all_states: bool = True) -> List[Dict[str, str]]:
+        """Containers with the label as {id, name, image, state}, in the order the engine
+        lists them; from `inspect`, as podman's `ps` has no plain state."""
+        ids = self.container_ids(label, all_states)
+        if not ids:
+            return []
+        found = json.loads(self.run("container", "inspect", *ids).stdout)
+        return [
+            {
+                "id": str(c["Id"]),
+                "name": str(c["Name"]).lstrip("/"),
+                "image": str(c["Config"].get("Image") or c.get("ImageName") or ""),
+                "state": str(c["State"]["Status"]),
+            }
+            for c in found
+        ]
 
     def remove_containers(self, *containers: str) -> None:
         """Kill and remove them (podman's `rm -f` would wait 10 s for each to stop)."""

@@ -7,7 +7,6 @@ tests/podman/fixtures.py); docker-only tests narrow that to DOCKER_STACKS.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import time
 import urllib.request
@@ -39,14 +38,6 @@ def stack(request: pytest.FixtureRequest) -> Stack:
     """The client and engine of the device under test."""
     param: Stack = request.param
     return param
-
-
-@pytest.fixture(scope="session")
-def module_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Our module, packed as the single file a device gets."""
-    path = tmp_path_factory.mktemp("module") / "docker"
-    run(["mender-docker", "build-module", "-o", str(path)])
-    return path
 
 
 class Deployer:
@@ -101,22 +92,8 @@ class Deployer:
         assert proc.returncode == 0, proc.stderr[-4000:]
 
     def ours(self, all_states: bool = False) -> List[Dict[str, str]]:
-        """Containers carrying this device's label: {id, name, image, state}, in the
-        order the engine lists them (from `inspect`: podman's `ps` has no plain state)."""
-        args = ["ps", "-q", "--no-trunc", "--filter", f"label={self.namespace}.managed"]
-        ids = self.engine.run(*(args + ["-a"] if all_states else args)).stdout.split()
-        if not ids:
-            return []
-        found = json.loads(self.engine.run("container", "inspect", *ids).stdout)
-        return [
-            {
-                "id": c["Id"],
-                "name": c["Name"].lstrip("/"),
-                "image": c["Config"]["Image"],
-                "state": c["State"]["Status"],
-            }
-            for c in found
-        ]
+        """Containers carrying this device's label: {id, name, image, state}."""
+        return self.engine.containers(f"{self.namespace}.managed", all_states)
 
     def inspect(self, container: str) -> Dict[str, Any]:
         return self.engine.inspect(container)
@@ -145,12 +122,12 @@ def http_get(port: int, timeout: float = 10) -> Optional[str]:
 def deployer(
     mender_device: MenderDevice,
     engine_cli: EngineCli,
-    module_file: Path,
+    packed_module: Path,
     image_factory: ImageFactory,
     registry: Registry,
     tmp_path: Path,
 ) -> Iterator[Deployer]:
-    mender_device.use_module(module_file)
+    mender_device.use_module(packed_module)
     deployer = Deployer(mender_device, image_factory, tmp_path, engine_cli)
     yield deployer
     deployer.remove_containers()

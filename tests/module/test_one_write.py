@@ -17,7 +17,6 @@ from typing import Dict, List
 
 import pytest
 
-from mender_docker.cli.main import main as cli_main
 from tests.realstack import require
 
 # write(1, "No\n", 3) = 3   (strace -qq -e trace=write,writev -e signal=none -s 4096)
@@ -27,13 +26,6 @@ BUFFERING: Dict[str, List[str]] = {
     "default": [],
     "unbuffered": ["-u"],  # what PYTHONUNBUFFERED=1 does too
 }
-
-
-@pytest.fixture(scope="module")
-def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("build") / "docker"
-    assert cli_main(["build-module", "-o", str(out)]) == 0
-    return out
 
 
 def traced(packed: Path, flags: List[str], state: str, tree: Path) -> str:

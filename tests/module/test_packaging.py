@@ -34,13 +34,6 @@ print(json.dumps({"imported": sorted(names), "foreign": foreign}))
 """
 
 
-@pytest.fixture(scope="module")
-def packed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("build") / "docker"
-    assert cli_main(["build-module", "-o", str(out)]) == 0
-    return out
-
-
 def test_runs_with_no_site_packages(packed: Path, tmp_path: Path) -> None:
     assert packed.stat().st_mode & 0o111
     assert packed.read_bytes().startswith(b"#!/usr/bin/env python3\n")

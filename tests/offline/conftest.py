@@ -21,7 +21,6 @@ from tests.realstack import (
     MenderDevice,
     Registry,
     Stack,
-    run,
     unique,
 )
 from tests.registry.fixtures import pushed  # noqa: F401  (images pushed over the registry API)
@@ -36,14 +35,6 @@ def stack(request: pytest.FixtureRequest) -> Stack:
     """The client and engine of the device under test (docker unless a test says)."""
     param: Stack = request.param
     return param
-
-
-@pytest.fixture(scope="session")
-def module_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Our module packed as the single file a device gets."""
-    path = tmp_path_factory.mktemp("offline-module") / "docker"
-    run(["mender-docker", "build-module", "-o", str(path)])
-    return path
 
 
 class OfflineDevice:
@@ -91,9 +82,9 @@ class OfflineDevice:
 
 @pytest.fixture
 def offline_device(
-    mender_device: MenderDevice, engine_cli: EngineCli, module_file: Path, tmp_path: Path
+    mender_device: MenderDevice, engine_cli: EngineCli, packed_module: Path, tmp_path: Path
 ) -> Iterator[OfflineDevice]:
-    device = OfflineDevice(mender_device, module_file, tmp_path, engine_cli)
+    device = OfflineDevice(mender_device, packed_module, tmp_path, engine_cli)
     try:
         yield device
     finally:

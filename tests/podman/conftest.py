@@ -1,4 +1,4 @@
-"""Fixtures of the podman tests: the packed module and a podman store of the test's own."""
+"""Fixtures of the podman tests: a podman store of the test's own."""
 
 from __future__ import annotations
 
@@ -7,15 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.realstack import PodmanStore, Registry, run
-
-
-@pytest.fixture(scope="session")
-def module_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Our module, packed as the single file a device gets."""
-    path = tmp_path_factory.mktemp("podman-module") / "docker"
-    run(["mender-docker", "build-module", "-o", str(path)])
-    return path
+from tests.realstack import PodmanStore, Registry
 
 
 @pytest.fixture

@@ -28,11 +28,11 @@ RUN_ARGS = ["--run-args", "--network none"]
 
 @pytest.fixture
 def device(
-    private_podman: PodmanStore, module_file: Path, image_factory: ImageFactory, tmp_path: Path
+    private_podman: PodmanStore, packed_module: Path, image_factory: ImageFactory, tmp_path: Path
 ) -> Iterator[Deployer]:
     """Today's client (5.1) running our module on the test's own podman."""
     client = MenderDevice(tmp_path / "device", client="5.1")
-    client.use_module(module_file)
+    client.use_module(packed_module)
     deployer = Deployer(client, image_factory, tmp_path, EngineCli("podman", private_podman))
     try:
         yield deployer

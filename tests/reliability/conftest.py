@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.realstack import run
 from tests.reliability.private_engine import PrivateDockerd
 
 
@@ -21,9 +19,3 @@ def private_dockerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Privat
         engine.close()
 
 
-@pytest.fixture(scope="session")
-def packed_module(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Our module as the single file a device gets, built from this checkout."""
-    path = tmp_path_factory.mktemp("module") / "docker"
-    run(["mender-docker", "build-module", "-o", str(path)])
-    return path

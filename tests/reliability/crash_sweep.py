@@ -22,6 +22,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 from tests.realstack import (
     CLIENTS,
+    EngineCli,
     ImageFactory,
     MenderDevice,
     PodmanStore,
@@ -29,7 +30,7 @@ from tests.realstack import (
     run,
     unique,
 )
-from tests.reliability.harness import QUICK_EXIT, PodmanRigEngine, Rig, RigEngine, remove_image
+from tests.reliability.harness import Rig, remove_image, sweep_images
 from tests.reliability.private_engine import PrivateDockerd
 from tests.reliability.sweep import SCENARIOS, CrashSweep, Point
 
@@ -45,10 +46,14 @@ class Stage:
         self.factory: Optional[ImageFactory] = None
         self.device: Optional[MenderDevice] = None
         self.rig: Optional[Rig] = None
-        self.dockerd = PrivateDockerd(work / "dockerd") if engine == "docker" else None
-        self.podman = None if engine == "docker" else PodmanStore(
-            work / "podman", registries=[self.registry.host])
-        self.engine: RigEngine = self.dockerd or PodmanRigEngine(self.podman)  # type: ignore[arg-type]
+        self.dockerd: Optional[PrivateDockerd] = None
+        self.podman: Optional[PodmanStore] = None
+        if engine == "docker":
+            self.dockerd = PrivateDockerd(work / "dockerd")
+            self.engine = self.dockerd.cli()
+        else:
+            self.podman = PodmanStore(work / "podman", registries=[self.registry.host])
+            self.engine = EngineCli("podman", self.podman)
         self.images: Tuple[str, str] = ("", "")
 
     def __enter__(self) -> CrashSweep:
@@ -63,17 +68,13 @@ class Stage:
         if self.dockerd is not None:
             self.dockerd.start()
         self.factory = ImageFactory(self.registry, self.work)
-        repo = unique("rel/app")
-        v1 = self.factory.build(repo, "v1", cmd=QUICK_EXIT)
-        v2 = self.factory.build(repo, "v2", cmd=QUICK_EXIT)
-        self.images = (v1, v2)
-        self.factory.cleanup()  # the device pulls them
+        self.images = sweep_images(self.factory, unique("rel/app"))
         module = self.work / "docker"
         run(["mender-docker", "build-module", "-o", str(module)])
         self.device = MenderDevice(self.work / "device", client=self.client)
         self.rig = Rig(self.device, self.factory, self.work / "rig", module, self.engine)
-        a1 = self.rig.artifact("v1", v1)
-        a2 = self.rig.artifact("v2", v2)
+        a1 = self.rig.artifact("v1", self.images[0])
+        a2 = self.rig.artifact("v2", self.images[1])
         return CrashSweep(self.rig, (a1, a2), self.images)
 
     def __exit__(self, *exc: object) -> None:

@@ -14,10 +14,10 @@ import subprocess
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Protocol, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 from tests.integration.conftest import Deployer
-from tests.realstack import DEVICE_TYPE, ImageFactory, MenderDevice, PodmanStore, run, unique
+from tests.realstack import DEVICE_TYPE, EngineCli, ImageFactory, MenderDevice, run, unique
 
 SHIM = Path(__file__).with_name("engine_shim.py")
 TERMINAL_PHASES = ("failed", "cleaned", "rolled-back")
@@ -40,28 +40,6 @@ class Container:
     state: str
 
 
-class RigEngine(Protocol):
-    """The engine behind a rig's shim: a private dockerd, or a private podman store."""
-
-    name: str  # its CLI: docker or podman
-    device_env: Dict[str, str]  # what the client, and so the module, needs to reach it
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]: ...
-
-
-class PodmanRigEngine:
-    """A PodmanStore as a rig's engine."""
-
-    name = "podman"
-
-    def __init__(self, store: PodmanStore) -> None:
-        self.store = store
-        self.device_env = dict(store.env)
-
-    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        return self.store.run(*args, check=check)
-
-
 class Rig:
     """The real Mender client running our module, whose engine is the shim.
 
@@ -75,11 +53,10 @@ class Rig:
         factory: ImageFactory,
         work: Path,
         module: Path,
-        engine: RigEngine,
+        engine: EngineCli,
     ) -> None:
         self.work = work
         self.engine = engine
-        device.env.update(engine.device_env)  # the module's engine CLI talks to it
         suffix = unique("rel").replace("-", "")
         self.namespace = f"io.test.{suffix}"
         self.type_name = f"docker-{suffix}"
@@ -91,7 +68,7 @@ class Rig:
         shutil.copy2(SHIM, self.shim)
         self.shim.chmod(0o755)
         self.arm(state="")
-        self.deployer = Deployer(device, factory, work)
+        self.deployer = Deployer(device, factory, work, engine)  # gives the client engine.env
         self.deployer.write_conf(
             engine=str(self.shim),
             label_namespace=self.namespace,
@@ -153,18 +130,8 @@ class Rig:
 
     # -- what is on the engine -------------------------------------------------------
     def containers(self, all_states: bool = True) -> List[Container]:
-        """Ours, from `inspect` (docker's and podman's `ps --format` differ: podman's
-        {{.State}} is a sentence like "Up 2 seconds ago")."""
-        argv = ["ps", "-q", "--no-trunc", "--filter", f"label={self.namespace}.managed=1"]
-        if all_states:
-            argv.insert(1, "-a")
-        ids = self.engine.cli(*argv).stdout.split()
-        if not ids:
-            return []
-        found = json.loads(self.engine.cli("container", "inspect", *ids).stdout)
-        return [Container(str(c["Id"]), str(c["Name"]).lstrip("/"),
-                          str(c["Config"].get("Image") or c.get("ImageName") or ""),
-                          str(c["State"]["Status"])) for c in found]  # fmt: skip
+        found = self.engine.containers(f"{self.namespace}.managed=1", all_states)
+        return [Container(**c) for c in found]
 
     def running_ids(self) -> List[str]:
         return sorted(c.id for c in self.containers(all_states=False))
@@ -185,15 +152,23 @@ class Rig:
         return data
 
     def cleanup(self) -> None:
-        ids = [c.id for c in self.containers()]
-        if ids:
-            self.engine.cli("rm", "-f", *ids, check=False)
+        self.engine.remove_containers(*[c.id for c in self.containers()])
 
     def image_present(self, ref: str) -> bool:
-        return self.engine.cli("image", "inspect", ref, check=False).returncode == 0
+        return self.engine.run("image", "inspect", ref, check=False).returncode == 0
 
     def remove_image(self, ref: str) -> None:
-        self.engine.cli("image", "rm", "-f", ref, check=False)
+        self.engine.run("image", "rm", "-f", ref, check=False)
+
+
+def sweep_images(factory: ImageFactory, repo: str) -> Tuple[str, str]:
+    """v1 and v2 of a tiny image, pushed and gone from the shared dockerd (where the
+    factory builds): the device under test pulls them."""
+    images = (factory.build(repo, "v1", cmd=QUICK_EXIT), factory.build(repo, "v2", cmd=QUICK_EXIT))
+    factory.cleanup()  # the tags
+    for ref in images:  # and the pulled-by-digest names
+        remove_image(ref)
+    return images
 
 
 def remove_image(ref: str) -> None:

@@ -16,12 +16,10 @@ import uuid
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from tests.realstack import require, run
+from tests.realstack import EngineCli, require, run
 
 
 class PrivateDockerd:
-    name = "docker"  # its CLI (a RigEngine)
-
     def __init__(self, root: Path, size_mb: int = 256) -> None:
         require("dockerd", "docker", "mount", "umount", "ip")
         self.root = root
@@ -31,7 +29,6 @@ class PrivateDockerd:
         self.pidfile = root / "docker.pid"
         self.host = f"unix://{self.socket}"
         self.env: Dict[str, str] = {**os.environ, "DOCKER_HOST": self.host}
-        self.device_env = {"DOCKER_HOST": self.host}
         self.mounted = False
         self.proc: Optional[subprocess.Popen[bytes]] = None
         # A bridge of our own. Never `--bridge none`: that makes dockerd DELETE the
@@ -98,7 +95,9 @@ class PrivateDockerd:
     def docker(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return run(["docker", *args], check=check, env=self.env)
 
-    cli = docker
+    def cli(self) -> EngineCli:
+        """This dockerd as the tests' engine view (and the module's, through the client)."""
+        return EngineCli("docker", docker_host=self.host)
 
     def close(self) -> None:
         if self.proc is not None:

@@ -12,8 +12,8 @@ from typing import Iterator, List, Sequence
 
 import pytest
 
-from tests.realstack import ImageFactory, MenderDevice, Registry, run, unique
-from tests.reliability.harness import QUICK_EXIT, Rig, remove_image
+from tests.realstack import ImageFactory, MenderDevice, Registry, unique
+from tests.reliability.harness import Rig, sweep_images
 from tests.reliability.private_engine import PrivateDockerd
 from tests.reliability.sweep import NEXT_DEPLOYMENT, NOT_REACHED, RESTORED, CrashSweep, Point
 
@@ -27,16 +27,8 @@ def crash_sweep(
     packed_module: Path,
     tmp_path: Path,
 ) -> Iterator[CrashSweep]:
-    repo = unique("rel/app")
-    images = (
-        image_factory.build(repo, "v1", cmd=QUICK_EXIT),
-        image_factory.build(repo, "v2", cmd=QUICK_EXIT),
-    )
-    for ref in images:  # the device must pull them
-        remove_image(ref)
-    run(["docker", "image", "rm", f"{registry.host}/{repo}:v1", f"{registry.host}/{repo}:v2"],
-        check=False)  # fmt: skip
-    rig = Rig(mender_device, image_factory, tmp_path / "rig", packed_module, private_dockerd)
+    images = sweep_images(image_factory, unique("rel/app"))
+    rig = Rig(mender_device, image_factory, tmp_path / "rig", packed_module, private_dockerd.cli())
     sweep = CrashSweep(rig, (rig.artifact("v1", images[0]), rig.artifact("v2", images[1])), images)
     try:
         yield sweep

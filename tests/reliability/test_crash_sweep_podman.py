@@ -13,8 +13,15 @@ from typing import Iterator
 
 import pytest
 
-from tests.realstack import ImageFactory, MenderDevice, PodmanStore, Registry, run, unique
-from tests.reliability.harness import QUICK_EXIT, PodmanRigEngine, Rig, remove_image
+from tests.realstack import (
+    EngineCli,
+    ImageFactory,
+    MenderDevice,
+    PodmanStore,
+    Registry,
+    unique,
+)
+from tests.reliability.harness import Rig, sweep_images
 from tests.reliability.sweep import RESTORED, CrashSweep
 from tests.reliability.test_crash_sweep import MUTATING, check_points
 
@@ -25,19 +32,12 @@ pytestmark = pytest.mark.real
 def podman_sweep(
     image_factory: ImageFactory, registry: Registry, packed_module: Path, tmp_path: Path
 ) -> Iterator[CrashSweep]:
-    repo = unique("rel/podman")
-    images = (
-        image_factory.build(repo, "v1", cmd=QUICK_EXIT),
-        image_factory.build(repo, "v2", cmd=QUICK_EXIT),
-    )
-    for ref in images:  # built on the shared dockerd: podman pulls them from the registry
-        remove_image(ref)
-    run(["docker", "image", "rm", f"{registry.host}/{repo}:v1", f"{registry.host}/{repo}:v2"],
-        check=False)  # fmt: skip
+    images = sweep_images(image_factory, unique("rel/podman"))
     store = PodmanStore(tmp_path / "podman", registries=[registry.host])
     device = MenderDevice(tmp_path / "device", client="5.1")
     try:
-        rig = Rig(device, image_factory, tmp_path / "rig", packed_module, PodmanRigEngine(store))
+        engine = EngineCli("podman", store)
+        rig = Rig(device, image_factory, tmp_path / "rig", packed_module, engine)
         yield CrashSweep(rig, (rig.artifact("v1", images[0]), rig.artifact("v2", images[1])),
                          images)  # fmt: skip
     finally:

@@ -76,7 +76,7 @@ def make_device(
     engine: PrivateDockerd,
     run_args: Sequence[str] = (),
 ) -> Device:
-    rig = Rig(device, factory, work, module, engine)
+    rig = Rig(device, factory, work, module, engine.cli())
     v1 = factory.build(unique("rel/fault"), "v1", cmd=QUICK_EXIT)
     rig.deployer.deploy(rig.artifact("v1", v1, extra=run_args))
     return Device(rig, factory, v1, rig.running_ids())
