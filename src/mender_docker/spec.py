@@ -32,11 +32,12 @@ ever sees them.
 from __future__ import annotations
 
 import json
-import math
 import re
 import shlex
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from mender_docker.runargs import RunArgs, RunArgsError, parse
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
@@ -44,7 +45,7 @@ _HOST = (
     r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
     r"(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)"
 )
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # docker's \w is ASCII
 PINNED_REF_RE = re.compile(
     rf"^(?P<repo>(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>{_TAG}))?@(?P<digest>sha256:[0-9a-f]{{64}})$"
 )
@@ -55,6 +56,14 @@ LIST_KEYS = ("names", "container_args", "image_ids", "image_sizes")
 NUMBER_KEYS = ("health_timeout", "health_window", "stop_timeout")
 STRING_KEYS = ("images_file",)
 KNOWN_KEYS = ORIGINAL_KEYS + LIST_KEYS + NUMBER_KEYS + STRING_KEYS
+DEFAULT_LABEL_NAMESPACE = "io.mender.docker"
+# Bounds: every value has one, so no input can exhaust the device or overflow.
+MAX_CONTAINERS = 1000
+MAX_ARGS_TEXT = 128 * 1024  # characters in run_args or one container_args entry
+MAX_ALL_ARGS_TEXT = 1024 * 1024  # characters in all of them together
+MAX_SECONDS = {"health_timeout": 86400, "health_window": 86400, "stop_timeout": 3600}
+MAX_IMAGE_SIZE = 1 << 50
+MAX_WARNINGS = 10
 # A payload file name both mender-artifact and our module accept.
 PAYLOAD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 # Embedded images are tagged "<repo>:" + this + "<hex of the manifest digest>":
@@ -72,7 +81,8 @@ class PlannedContainer:
 
     image: str  # repo@sha256:<hex> as listed in the artifact
     name: str
-    args: Tuple[str, ...]  # `docker run` arguments, already split
+    args: Tuple[str, ...]  # `docker run` arguments, one `--option=value` each
+    run: RunArgs = field(compare=False)  # the same arguments, parsed (render() == args)
     image_id: Optional[str] = None
     image_size: Optional[int] = None
 
@@ -119,26 +129,43 @@ class DockerMetadata:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
-    def plan(self) -> List[PlannedContainer]:
-        """Containers to run, with names and argument lists; checks names are unique."""
-        common = split_args(self.run_args, "run_args")
+    def plan(
+        self, engine: Optional[str] = None, label_namespace: str = DEFAULT_LABEL_NAMESPACE
+    ) -> List[PlannedContainer]:
+        """Containers to run, with names and parsed arguments; checks names are unique
+        and refuses what no device may run (see refuse_always).
+
+        `engine` ("docker", "podman") parses with that engine's options; None
+        accepts an option either knows (the generator does not know the device's)."""
+        common_text = split_args(self.run_args, "run_args")
+        try:  # parsed once for all containers (1000 containers, 100 KB of arguments)
+            common: Optional[RunArgs] = parse_run_args(common_text, engine, "run_args")
+        except MetadataError:
+            common = None  # it may need a value from the container's own arguments
         planned: List[PlannedContainer] = []
         used: Dict[str, int] = {}
         for index, image in enumerate(self.containers):
+            where = f"container {index + 1} ({image})"
             own: List[str] = []
             if self.container_args is not None:
                 own = split_args(self.container_args[index], f"container_args[{index}]")
-            args = common + own
-            name = _name_in_args(args) or (self.names[index] if self.names else "")
+            if common is not None and not common.positionals:
+                run = common + parse_run_args(own, engine, where)
+            else:
+                run = parse_run_args(common_text + own, engine, where)
+            refuse_always(run, where, label_namespace, engine)
+            name = run.last("name") or (self.names[index] if self.names else "")
             if not name:
                 base = derive_name(image)
                 used[base] = used.get(base, 0) + 1
                 name = base if used[base] == 1 else f"{base}-{used[base]}"
+            run = run.without("name", "detach")  # the module names and detaches itself
             planned.append(
                 PlannedContainer(
                     image=image,
                     name=name,
-                    args=tuple(_strip_name(args)),
+                    args=tuple(run.render()),
+                    run=run,
                     image_id=self.image_ids[index] if self.image_ids else None,
                     image_size=self.image_sizes[index] if self.image_sizes else None,
                 )
@@ -154,6 +181,69 @@ class DockerMetadata:
                 )
             seen[item.name] = item.image
         return planned
+
+
+def parse_run_args(args: Sequence[str], engine: Optional[str], where: str) -> RunArgs:
+    try:
+        return parse(args, engine)
+    except RunArgsError as exc:
+        raise MetadataError(f"{where}: {exc}") from None
+
+
+# What no device runs, whatever its policy: each would break the module's own
+# bookkeeping, so a rollback could not restore the previous containers.
+ALWAYS_REFUSED = {
+    "rm": "the engine would delete the container when it stops: no rollback to it",
+    "rmi": "the engine would delete the image when the container stops",
+    "replace": "the engine would delete any container that has the name",
+    "cidfile": "the next create fails while the file exists",
+    "label-file": "labels the module cannot check (its own labels must stay its own)",
+    "help": "prints help instead of creating a container",
+}
+
+
+# podman takes its global options after `run` too: they change the engine (where
+# its state lives, the hooks and runtime it runs), not the container, and the
+# module would lose the container. Docker has its own --storage-opt and --runtime.
+PODMAN_GLOBALS = frozenset(
+    (
+        "cdi-spec-dir", "cgroup-manager", "conmon", "cpu-profile", "db-backend",
+        "default-mounts-file", "events-backend", "hooks-dir", "imagestore", "log-level",
+        "max-workers", "memory-profile", "module", "namespace", "network-backend",
+        "network-cmd-path", "network-config-dir", "pull-option", "registries-conf", "root",
+        "runroot", "runtime-flag", "storage-driver", "syslog", "tmpdir", "trace",
+        "transient-store", "volumepath",
+    )
+)  # fmt: skip
+PODMAN_GLOBALS_DOCKER_HAS = frozenset(("runtime", "storage-opt"))
+
+
+def refuse_always(
+    run: RunArgs, where: str, label_namespace: str, engine: Optional[str] = None
+) -> None:
+    if run.positionals:
+        raise MetadataError(
+            f"{where}: positional argument {run.positionals[0]!r} in run arguments: "
+            "the engine would run it as the image instead of the pinned one"
+        )
+    for use in run.uses:
+        if use.option in ALWAYS_REFUSED and use.value != "false":
+            raise MetadataError(
+                f"{where}: {use.raw!r} is never allowed ({ALWAYS_REFUSED[use.option]})"
+            )
+        if use.option == "label" and use.value.split("=", 1)[0].startswith(label_namespace + "."):
+            raise MetadataError(
+                f"{where}: {use.raw!r}: labels under {label_namespace}. are the module's own"
+            )
+        if use.option in PODMAN_GLOBALS or (
+            engine == "podman" and use.option in PODMAN_GLOBALS_DOCKER_HAS
+        ):
+            raise MetadataError(
+                f"{where}: {use.raw!r} is never allowed (a podman global option: it changes "
+                "the engine, not the container)"
+            )
+        if use.option == "name" and not use.value:
+            raise MetadataError(f"{where}: '--name' in run arguments needs a value")
 
 
 def split_pinned(reference: str) -> Tuple[str, str]:
@@ -198,38 +288,6 @@ def split_args(text: str, where: str) -> List[str]:
         raise MetadataError(f"{where}: cannot split run arguments: {exc}") from None
 
 
-def _name_in_args(args: Sequence[str]) -> str:
-    for index, arg in enumerate(args):
-        if arg == "--name" and index + 1 < len(args):
-            return args[index + 1]
-        if arg.startswith("--name="):
-            return arg[len("--name=") :] or _no_name_value()
-        if arg == "--name":
-            _no_name_value()
-    return ""
-
-
-def _no_name_value() -> str:
-    raise MetadataError("'--name' in run arguments needs a value")
-
-
-def _strip_name(args: Sequence[str]) -> List[str]:
-    """Drop --name from the arguments: the module passes the name itself."""
-    out: List[str] = []
-    skip = False
-    for index, arg in enumerate(args):
-        if skip:
-            skip = False
-            continue
-        if arg == "--name" and index + 1 < len(args):
-            skip = True
-            continue
-        if arg.startswith("--name="):
-            continue
-        out.append(arg)
-    return out
-
-
 def parse_metadata(raw: Any) -> DockerMetadata:
     """Validate a decoded meta-data object; raise MetadataError naming the problem.
 
@@ -243,6 +301,10 @@ def parse_metadata(raw: Any) -> DockerMetadata:
     containers = _string_list(raw, "containers")
     if not containers:
         raise MetadataError("'containers' is empty: list at least one image")
+    if len(containers) > MAX_CONTAINERS:
+        raise MetadataError(
+            f"'containers' lists {len(containers)} images, at most {MAX_CONTAINERS}"
+        )
     for ref in containers:
         split_pinned(ref)
     run_args = raw.get("run_args", "")
@@ -259,18 +321,17 @@ def parse_metadata(raw: Any) -> DockerMetadata:
             if not DIGEST_RE.fullmatch(value):
                 raise MetadataError(f"'image_ids' entry {value!r} is not sha256:<64 hex>")
     image_sizes = _optional_list(raw, "image_sizes", int, count)
-    if image_sizes is not None and any(size < 0 for size in image_sizes):
-        raise MetadataError("'image_sizes' entries must not be negative")
+    if image_sizes is not None and any(not 0 <= size <= MAX_IMAGE_SIZE for size in image_sizes):
+        raise MetadataError(f"'image_sizes' entries must be from 0 to {MAX_IMAGE_SIZE} bytes")
     numbers: Dict[str, Optional[float]] = {}
     for key in NUMBER_KEYS:
         value = raw.get(key)
         if value is not None and (
             isinstance(value, bool)
             or not isinstance(value, (int, float))
-            or value < 0
-            or not math.isfinite(value)  # json.loads accepts NaN and Infinity
+            or not 0 <= value <= MAX_SECONDS[key]  # also refuses NaN (json.loads takes it)
         ):
-            raise MetadataError(f"'{key}' must be a non-negative number of seconds")
+            raise MetadataError(f"'{key}' must be a number of seconds from 0 to {MAX_SECONDS[key]}")
         numbers[key] = None if value is None else float(value)
     images_file = raw.get("images_file")
     if images_file is not None:
@@ -283,9 +344,17 @@ def parse_metadata(raw: Any) -> DockerMetadata:
             isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
         ):
             raise MetadataError(f"'{key}': nested objects are not allowed in meta-data")
-    warnings = tuple(
-        f"unknown meta-data key {key!r} ignored" for key in raw if key not in KNOWN_KEYS
-    )
+    unknown = [key for key in raw if key not in KNOWN_KEYS]
+    warnings = tuple(f"unknown meta-data key {key[:100]!r} ignored" for key in unknown)
+    if len(warnings) > MAX_WARNINGS:
+        more = f"and {len(warnings) - MAX_WARNINGS} more unknown meta-data keys ignored"
+        warnings = warnings[:MAX_WARNINGS] + (more,)
+    texts = [run_args, *(container_args or ())]
+    for text in texts:
+        if len(text) > MAX_ARGS_TEXT:
+            raise MetadataError(f"run arguments of {len(text)} characters, at most {MAX_ARGS_TEXT}")
+    if sum(map(len, texts)) > MAX_ALL_ARGS_TEXT:
+        raise MetadataError(f"run arguments of more than {MAX_ALL_ARGS_TEXT} characters in all")
     meta = DockerMetadata(
         containers=tuple(containers),
         run_args=run_args,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 import pytest
@@ -18,22 +19,27 @@ from mender_docker.module.policy import (
     parse_rule,
     policy_from_settings,
     registry_host,
-    scan_args,
 )
-from mender_docker.spec import PlannedContainer, parse_metadata_json
+from mender_docker.spec import MetadataError, PlannedContainer, parse_metadata_json
+from tests.hostile.planning import DIGEST, IMAGE
+from tests.hostile.planning import planned as plan_args
 
-DIGEST = "sha256:" + "ab" * 32
-IMAGE = f"registry.example.com/app@{DIGEST}"
 DANGEROUS_POLICY = policy_from_settings({"deny_run_args": "dangerous"})
+SAFE_POLICY = policy_from_settings({"allow_run_args": "safe"})
+JOURNAL = "/data/mender-docker"
 
 
-def planned(args: Sequence[str], image: str = IMAGE, name: str = "web") -> List[PlannedContainer]:
-    return [PlannedContainer(image=image, name=name, args=tuple(args))]
+def planned(
+    args: Sequence[str], image: str = IMAGE, engine: str = "docker"
+) -> List[PlannedContainer]:
+    return plan_args(args, image, engine=engine)
 
 
-def refusal(args: Sequence[str], policy: Policy = DANGEROUS_POLICY) -> Optional[PolicyError]:
+def refusal(
+    args: Sequence[str], policy: Policy = DANGEROUS_POLICY, engine: str = "docker"
+) -> Optional[PolicyError]:
     try:
-        check(planned(args), policy)
+        check(planned(args, engine=engine), policy, protected=(JOURNAL,))
     except PolicyError as exc:
         return exc
     return None
@@ -44,7 +50,7 @@ DENIED: List[Tuple[str, str]] = [
     ("--privileged", "--privileged"),
     ("--privileged=true", "--privileged"),
     ("--privileged=1", "--privileged"),
-    ("-d --privileged --rm", "--privileged"),
+    ("-d --privileged -t", "--privileged"),
     ("--pid=host", "--pid=host"),
     ("--pid host", "--pid=host"),
     ("--pid=HOST", "--pid=host"),
@@ -82,8 +88,6 @@ DENIED: List[Tuple[str, str]] = [
     ("--use-api-socket", "--use-api-socket"),
     ("--volumes-from other", "--volumes-from"),
     ("--env-file /etc/shadow", "--env-file"),
-    ("--label-file=/root/.ssh/id_rsa", "--label-file"),
-    ("--cidfile /etc/cron.d/x", "--cidfile"),
     # bind mounts of the host root, every spelling
     ("-v /:/host", "bind=/"),
     ("-v /:/host:ro", "bind=/"),
@@ -100,37 +104,146 @@ DENIED: List[Tuple[str, str]] = [
     ("--mount type=bind,source=/,target=/host", "bind=/"),
     ("--mount=type=bind,src=/,dst=/host,readonly", "bind=/"),
     ("--mount Type=BIND,Source=/,Destination=/host", "bind=/"),
-    ("--mount 'type=bind,\"source=/\",target=/host'", "bind=/"),
+    ("--mount 'type=bind,\"source=/\",target=/host'", "unclear"),
     ("--mount target=/host,source=/,type=bind", "bind=/"),
     (
         "--mount type=volume,dst=/h,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=/",
-        "bind=/",
+        "volume-opt",
     ),
     # sensitive host paths
-    ("-v /etc:/host-etc", "bind=/etc"),
-    ("-v /etc:/host-etc:ro", "bind=/etc"),
-    ("-v /etc/:/host-etc", "bind=/etc"),
-    ("-v /etc/shadow:/shadow", "bind=/etc"),
-    ("-v /var/run/docker.sock:/var/run/docker.sock", "bind=/run/docker.sock"),
-    ("-v /var/run/docker.sock:/s:ro", "bind=/run/docker.sock"),
-    ("-v /run/docker.sock:/s", "bind=/run/docker.sock"),
-    ("-v /var/run:/host-run:ro", "bind=/run/docker.sock"),
-    ("-v /var:/host-var", "bind=/run/docker.sock"),
-    ("--mount type=bind,src=/var/run/docker.sock,dst=/s,readonly=true", "bind=/run/docker.sock"),
+    ("-v /etc:/host-etc", "bind=/etc/shadow"),
+    ("-v /etc:/host-etc:ro", "bind=/etc/shadow"),
+    ("-v /etc/:/host-etc", "bind=/etc/shadow"),
+    ("-v /etc/shadow:/shadow", "bind=/etc/shadow"),
+    ("-v /etc/cron.d:/c", "bind-rw=/etc"),
+    ("-v /var/run/docker.sock:/var/run/docker.sock", "bind=/run"),
+    ("-v /var/run/docker.sock:/s:ro", "bind=/run"),
+    ("-v /run/docker.sock:/s", "bind=/run"),
+    ("-v /var/run:/host-run:ro", "bind=/run"),
+    ("-v /var:/host-var", "bind=/run"),
+    ("--mount type=bind,src=/var/run/docker.sock,dst=/s,readonly=true", "bind=/run"),
     ("-v /proc:/host-proc", "bind=/proc"),
     ("-v /sys/fs/cgroup:/sys/fs/cgroup", "bind=/sys"),
     ("-v /dev:/dev", "bind=/dev"),
     ("-v /root/.ssh:/keys", "bind=/root"),
     ("-v /var/lib/docker:/docker", "bind=/var/lib/docker"),
+    ("-v /var/lib/docker/volumes:/v:ro", "bind=/var/lib/docker"),
     ("-v /usr/share/mender/modules:/m", "bind=/usr/share/mender"),
     ("-v /data/mender:/m:ro", "bind=/data/mender"),
     ("-v ./../../..:/host", "bind-relative"),
     ("--mount type=bind,src=.,dst=/h", "bind-relative"),
-    # an argument docker would take as the image
-    ("busybox", "positional"),
-    ("-- other/image", "positional"),
-    ("--privileged=false evil", "positional"),
+    # issue 10: the CSV form of --network (docker lower-cases it)
+    ("--network name=host", "--network=host"),
+    ("--net Name=HOST", "--network=host"),
+    ("--network name=host,alias=x", "--network=host"),
+    ("--network container:db", "--network=host"),
+    ("--pid=container:db", "--pid=host"),
+    # issue 10: --mount values engines read differently
+    ("--mount 'type=bind,\"src=/\",dst=/h\nx'", "unclear"),
+    ("--network 'name=\"host\"'", "unclear"),
+    # issue 10: volumes of the local driver that mount host paths
+    (
+        "--mount type=volume,dst=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=etc",
+        "volume-opt",
+    ),
+    (
+        "--mount type=volume,dst=/x,volume-opt=o=bind,volume-opt=device=/var/run/../etc",
+        "volume-opt",
+    ),
+    ("--mount type=volume,dst=/x,volume-opt=type=overlay,volume-opt=o=lowerdir=/", "volume-opt"),
+    # issue 10: host root through procfs
+    ("-v /proc/self/root/run/docker.sock:/var/run/docker.sock:ro", "bind=/proc"),
+    ("-v /proc/1/root:/h:ro", "bind=/proc"),
+    # issue 10: secrets, read-only or not
+    ("-v /etc/shadow:/s:ro", "bind=/etc/shadow"),
+    ("-v /var/lib/mender:/m:ro", "bind=/var/lib/mender"),
+    ("-v /root/.docker/config.json:/c:ro", "bind=/root"),
+    ("-v /etc/mender:/m:ro", "bind=/etc/mender"),
+    # issue 10: host control planes, writable
+    ("-v /run/dbus/system_bus_socket:/s", "bind=/run"),
+    ("-v /run/systemd:/s:ro", "bind=/run"),
+    ("-v /usr/local/bin:/b", "bind-rw=/usr"),
+    ("-v /boot:/b", "bind-rw=/boot"),
+    ("-v /data/mender-docker:/j:ro", "bind=/data/mender-docker"),  # the module's journal
+    ("-v /etc/localtime:/l:z", "bind-rw=/etc"),  # relabelling writes the host file
+    ("--security-opt seccomp=/etc/docker/seccomp.json", "--security-opt=unconfined"),
+    ("--security-opt label=type:spc_t", "--security-opt=unconfined"),
+    ("--cap-add SYS_TIME", "--cap-add=SYS_TIME"),
+    ("--gpus all", "--gpus"),
+    ("--cgroup-parent /system.slice", "--cgroup-parent"),
+    ("--runtime runc", "--runtime"),
 ]
+
+# issue 10 item 8: options only podman has
+PODMAN_DENIED = [
+    ("--rootfs", "--rootfs"),
+    ("--pidfile=/etc/passwd", "--pidfile"),
+    ("--conmon-pidfile /etc/passwd", "--conmon-pidfile"),
+    ("--init-path /bin/sh", "--init-path"),
+    ("--env-host", "--env-host"),
+    ("--pod mypod", "--pod"),
+    ("--log-opt path=/etc/passwd", "--log-opt=path"),
+    ("--mount type=glob,src=/etc/*,dst=/g", "bind=/etc/shadow"),
+    ("-v /etc:/e:ro,U", "bind=/etc/shadow"),
+    ("--preserve-fds 3", "--preserve-fds"),
+    ("--authfile /root/auth.json", "--authfile"),
+    ("--network ns:/proc/1/ns/net", "--network=host"),
+]
+
+
+@pytest.mark.parametrize(("run_args", "rule"), PODMAN_DENIED, ids=[a for a, _ in PODMAN_DENIED])
+def test_dangerous_preset_refuses_podman_options(run_args: str, rule: str) -> None:
+    error = refusal(shlex.split(run_args), engine="podman")
+    assert error is not None, f"{run_args!r} was allowed"
+    assert [v.rule for v in error.violations] == [rule]
+
+
+# What no device runs, whatever its policy (spec.ALWAYS_REFUSED and the parse).
+ALWAYS_REFUSED = [
+    ("--rm", "never allowed"),
+    ("-d --rm=true", "never allowed"),
+    ("--label-file=/root/.ssh/id_rsa", "never allowed"),
+    ("--cidfile /etc/cron.d/x", "never allowed"),
+    ("--label io.mender.docker.managed=0", "are the module's own"),
+    ("-l io.mender.docker.deployment=x", "are the module's own"),
+    ("--help", "never allowed"),
+    ("busybox", "positional argument 'busybox'"),
+    ("-- other/image", "positional argument 'other/image'"),
+    ("--privileged=false evil", "positional argument 'evil'"),
+    ("--no-such-option", "unknown option --no-such-option"),
+    ("--rootfs", "unknown option --rootfs"),  # podman's, not docker's
+    ("--privileged=yes", "takes true or false"),
+]
+
+
+@pytest.mark.parametrize(
+    ("run_args", "fragment"), ALWAYS_REFUSED, ids=[a for a, _ in ALWAYS_REFUSED]
+)
+def test_refused_on_every_device(run_args: str, fragment: str) -> None:
+    with pytest.raises(MetadataError, match=fragment):
+        check(planned(shlex.split(run_args)), policy_from_settings({}))
+
+
+@pytest.mark.parametrize(
+    "run_args",
+    ["--rmi", "--replace", "--root /tmp/x", "--hooks-dir /tmp", "--storage-opt x=y", "--ns x"],
+)
+def test_podman_options_that_change_the_engine_are_refused(run_args: str) -> None:
+    with pytest.raises(MetadataError, match="never allowed"):
+        planned(shlex.split(run_args), engine="podman")
+
+
+def test_the_checked_arguments_are_the_executed_ones() -> None:
+    # issue 10 item 1: the old code removed -d after the check, turning two labels
+    # into a bind of / ; now the plan carries one `--option=value` per argument.
+    (item,) = planned(shlex.split("-l -d -l --volume=/:/host --label --detach --label --pid=host"))
+    assert item.args == (
+        "--label=-d",
+        "--label=--volume=/:/host",
+        "--label=--detach",
+        "--label=--pid=host",
+    )
+    assert refusal(["-l", "-d", "-l", "--volume=/:/host"]) is None
 
 
 @pytest.mark.parametrize(("run_args", "rule"), DENIED, ids=[a for a, _ in DENIED])
@@ -154,13 +267,10 @@ ALLOWED = [
     "--privileged=0",
     "--network=bridge",
     "--net mynet",
-    "--network container:db",
-    "--pid=container:db",
     "--ipc=shareable",
     "--cap-add=NET_BIND_SERVICE",
     "--cap-drop=ALL",
     "--security-opt no-new-privileges",
-    "--security-opt seccomp=/etc/docker/seccomp.json",
     "-v data:/data",
     "-v /data/app:/data",
     "-v /srv/www:/www:ro",
@@ -207,7 +317,10 @@ def test_a_bind_of_root_is_reported_once_not_per_sensitive_path() -> None:
 
 
 def test_message_escapes_control_characters() -> None:
-    error = refusal(["--privileged=yes\n--rm"])  # not a boolean docker knows: refused
+    with pytest.raises(MetadataError) as info:  # not a boolean docker knows: refused
+        planned(["--privileged=yes\n--rm"])
+    assert "\n" not in str(info.value) and "\\n" in str(info.value)
+    error = refusal(["-v", "/:/host\nx"])
     assert error is not None
     assert "\n" not in str(error) and "\\n" in str(error)
 
@@ -215,7 +328,7 @@ def test_message_escapes_control_characters() -> None:
 def test_empty_policy_allows_everything() -> None:
     policy = policy_from_settings({})
     assert not policy.active
-    check(planned(["--privileged", "-v", "/:/host", "busybox"]), policy)
+    check(planned(["--privileged", "-v", "/:/host"]), policy)
 
 
 def test_none_means_no_rule() -> None:
@@ -281,9 +394,35 @@ def test_bind_rule_on_own_path() -> None:
     policy = policy_from_settings({"deny_run_args": "bind=/srv/secrets"})
     assert refusal(["-v", "/srv/secrets:/s:ro"], policy) is not None
     assert refusal(["-v", "/srv:/s:ro"], policy) is not None  # holds the path
-    assert refusal(["-v", "/srv/secrets/a:/a"], policy) is not None  # writable inside
-    assert refusal(["-v", "/srv/secrets/a:/a:ro"], policy) is None  # read-only inside
+    assert refusal(["-v", "/srv/secrets/a:/a"], policy) is not None  # inside
+    assert refusal(["-v", "/srv/secrets/a:/a:ro"], policy) is not None  # read-only inside
     assert refusal(["-v", "/srv/secrets2:/a"], policy) is None  # a sibling, not inside
+
+
+def test_system_directories_are_protected_as_written() -> None:
+    # Without resolving symlinks (on merged-/usr systems /bin resolves to /usr/bin).
+    plan = planned(["-v", "/bin:/b", "-v", "/sbin:/s:ro"])
+    found = find_violations(plan, DANGEROUS_POLICY, resolve=lambda path: path)
+    assert [(v.argument, v.rule) for v in found] == [("-v /bin:/b", "bind-rw=/bin")]
+
+
+def test_bind_rw_rule_on_own_path() -> None:
+    policy = policy_from_settings({"deny_run_args": "bind-rw=/srv/app"})
+    assert refusal(["-v", "/srv/app/x:/x"], policy) is not None
+    assert refusal(["-v", "/srv:/s"], policy) is not None  # holds the path, writable
+    assert refusal(["-v", "/srv/app/x:/x:ro"], policy) is None
+    assert refusal(["-v", "/srv:/s:ro"], policy) is None
+
+
+def test_host_paths_are_judged_as_the_kernel_resolves_them(tmp_path: Path) -> None:
+    # issue 10 item 4: /var/run/../etc is /etc to the kernel (it follows /var/run -> /run)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to("/etc")
+    policy = policy_from_settings({"deny_run_args": "bind=/etc/shadow"})
+    assert refusal(["-v", f"{tmp_path}/link:/e:ro"], policy) is not None
+    assert refusal(["-v", f"{tmp_path}/link/../real:/e"], policy) is None  # lexically fine...
+    (tmp_path / "up").symlink_to("/etc/ssl")
+    assert refusal(["-v", f"{tmp_path}/up/..:/e:ro"], policy) is not None  # ...this is /etc
 
 
 @pytest.mark.parametrize(
@@ -292,8 +431,11 @@ def test_bind_rule_on_own_path() -> None:
         ({"deny_run_args": "privileged"}, "unknown rule 'privileged'"),
         ({"deny_run_args": "dangerus"}, "unknown rule 'dangerus'"),
         ({"deny_run_args": "bind=etc"}, "bind= needs an absolute path"),
-        ({"deny_run_args": "--Privileged"}, "does not name a docker run option"),
-        ({"deny_run_args": "-Z"}, "does not name a docker run option"),
+        ({"deny_run_args": "--Privileged"}, "does not name a docker or podman run option"),
+        ({"deny_run_args": "-Z"}, "does not name a docker or podman run option"),
+        ({"allow_run_args": "--privileged"}, "must start with `safe`"),
+        ({"allow_run_args": "safe, bind=relative"}, "bind= needs an absolute path"),
+        ({"deny_run_args": "x" * 70000}, "more than"),
         ({"deny_run_args": "--pid="}, "has an empty value"),
         ({"deny_run_args": "--privileged=false"}, "write just --privileged"),
         ({"allowed_registries": ""}, "allowed_registries is empty"),
@@ -346,11 +488,10 @@ def test_docker_io_spellings_are_one_registry() -> None:
     check(planned([], f"docker.io/library/busybox@{DIGEST}"), policy)
 
 
-def test_allowed_registries_refuses_a_positional_image_swap() -> None:
+def test_a_positional_image_swap_is_refused_on_every_device() -> None:
     # `docker run -d --name web evil.com/x registry.example.com/app@...` runs evil.com/x.
-    policy = policy_from_settings({"allowed_registries": "registry.example.com"})
-    violations = find_violations(planned(["evil.com/x"]), policy)
-    assert [(v.argument, v.rule) for v in violations] == [("evil.com/x", "allowed_registries")]
+    with pytest.raises(MetadataError, match="instead of the pinned one"):
+        planned(["evil.com/x"])
 
 
 def test_checked_against_what_the_meta_data_plans() -> None:
@@ -379,25 +520,64 @@ def test_checked_against_what_the_meta_data_plans() -> None:
     check(plan[:1], DANGEROUS_POLICY)
 
 
-@pytest.mark.parametrize(
-    ("args", "expected"),
-    [
-        (["-itv/:/h"], [("interactive", None), ("tty", None), ("volume", "/:/h")]),
-        (["-d=false"], [("detach", "false")]),
-        (["-v", "-x"], [("volume", "-x")]),  # a valued flag takes the next argument whatever it is
-        (["--net", "host"], [("network", "host")]),
-        (["--privileged", "x"], [("privileged", None)]),  # a boolean takes no value
-        (["-pP", "80"], [("publish", "P")]),
-    ],
-)
-def test_scan_args_follows_docker_flag_parsing(
-    args: List[str], expected: List[Tuple[str, Optional[str]]]
-) -> None:
-    uses, _ = scan_args(args)
-    assert [(u.option, u.value) for u in uses] == expected
+# `allow_run_args = safe`: ordinary application settings pass, nothing else.
+SAFE_ALLOWED = [
+    "",
+    "-p 8080:80 -p 127.0.0.1:53:53/udp -P --expose 9000",
+    "-e MODE=production --env=A=1 -w /app -u 1000:1000 -h myhost --domainname example.com",
+    "-v data:/data -v /anonymous --mount type=volume,src=db,dst=/db --mount type=tmpfs,dst=/t",
+    "--restart=on-failure:3 --memory 64m --memory-swap 128m --cpus 0.5 --pids-limit 100",
+    "--log-driver json-file --log-opt max-size=10m --log-opt max-file=3",
+    "--health-cmd 'true' --health-interval 5s --health-retries 3 --no-healthcheck=false",
+    "--read-only --tmpfs /run --network mynet --network-alias web --init --stop-timeout 30",
+    "--cap-drop ALL --ulimit nofile=1024:2048 --dns 10.0.0.1 --add-host db:10.0.0.2",
+    "--label app=web -l tier=front --entrypoint /bin/app --stop-signal SIGINT",
+]
 
 
-def test_scan_args_positionals() -> None:
-    assert scan_args(["--privileged", "x"])[1] == ["x"]
-    assert scan_args(["-e", "A", "--", "-v", "/:/h"])[1] == ["-v", "/:/h"]
-    assert scan_args(["-"])[1] == ["-"]
+@pytest.mark.parametrize("run_args", SAFE_ALLOWED)
+def test_safe_allows_ordinary_settings(run_args: str) -> None:
+    assert refusal(shlex.split(run_args), SAFE_POLICY) is None
+
+
+SAFE_REFUSED = [
+    "-v /srv/app:/app:ro",  # any bind
+    "--mount type=bind,src=/srv,dst=/s",
+    "--mount type=volume,dst=/x,volume-opt=device=/srv",
+    "--cap-add NET_ADMIN",
+    "--network host",
+    "--network container:db",
+    "--network name=mynet,alias=x",  # the CSV form: no
+    "--sysctl net.ipv4.ip_forward=1",
+    "--log-driver syslog",
+    "--log-opt syslog-address=udp://1.2.3.4:514",
+    "-e HOME",  # copies the module's own environment
+    "--security-opt no-new-privileges",
+    "--device /dev/null",
+    "--oom-score-adj -1000",
+    "--userns host",
+    "--privileged",
+]
+
+
+@pytest.mark.parametrize("run_args", SAFE_REFUSED)
+def test_safe_refuses_everything_else(run_args: str) -> None:
+    error = refusal(shlex.split(run_args), SAFE_POLICY)
+    assert error is not None, f"{run_args!r} was allowed"
+    assert error.violations[0].rule in ("safe", "--network=host", "volume-opt", "bind=/")
+    assert "\n" not in str(error)
+
+
+def test_safe_takes_extra_rules_and_deny_still_applies() -> None:
+    policy = policy_from_settings(
+        {"allow_run_args": "safe, --sysctl, bind=/srv/app", "deny_run_args": "dangerous"}
+    )
+    assert refusal(["--sysctl", "net.core.somaxconn=1024", "-v", "/srv/app/x:/x"], policy) is None
+    error = refusal(["-v", "/:/h:ro"], policy)  # above /srv/app: not allowed by bind=/srv/app
+    assert error is not None and [v.rule for v in error.violations] == ["bind=/"]
+    assert refusal(["-v", "/srv/other:/o"], policy) is not None
+
+
+def test_booleans_set_to_false_are_not_uses() -> None:
+    assert refusal(["--privileged=false", "--init=false"], SAFE_POLICY) is None
+    assert refusal(["--privileged=false"]) is None

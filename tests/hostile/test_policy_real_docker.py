@@ -18,14 +18,9 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
-from mender_docker.module.policy import (
-    BOOLEAN,
-    SHORT,
-    VALUED,
-    find_violations,
-    policy_from_settings,
-)
-from mender_docker.spec import PlannedContainer
+from mender_docker.module.policy import find_violations, policy_from_settings
+from mender_docker.runargs import GRAMMARS
+from tests.hostile.planning import planned
 from tests.realstack import ImageFactory, run, unique
 
 POLICY = policy_from_settings({"deny_run_args": "dangerous"})
@@ -138,7 +133,7 @@ def test_policy_agrees_with_docker(
     args = shlex.split(run_args)
     info = docker_create(image, args, created)
     docker_view = [item for item in host_access(info) if item not in baseline]
-    violations = find_violations([PlannedContainer(image, "c", tuple(args))], POLICY)
+    violations = find_violations(planned(args), POLICY)
     assert bool(docker_view) == dangerous, f"docker resolved {run_args!r} to {docker_view}"
     assert bool(violations) == dangerous, [str(v) for v in violations]
 
@@ -153,23 +148,27 @@ def test_docker_resolves_relative_bind_sources_on_the_host(
     info = docker_create(image, args, created)
     binds = info["HostConfig"].get("Binds") or []
     assert binds and binds[0].split(":")[0] == str(tmp_path.parent)
-    violations = find_violations([PlannedContainer(image, "c", tuple(args))], POLICY)
+    violations = find_violations(planned(args), POLICY)
     assert [v.rule for v in violations] == ["bind-relative"]
 
 
-def test_flag_tables_match_this_docker_cli() -> None:
-    # The scanner must know which flags take a value exactly as the real CLI does,
-    # or `--flag VALUE` and `-xVALUE` would be misread.
-    help_text = run(["docker", "run", "--help"]).stdout
+@pytest.mark.real
+@pytest.mark.parametrize("engine", ["docker", "podman"])
+def test_option_table_matches_the_installed_cli(engine: str) -> None:
+    # The parser must know which options take a value exactly as the real CLI does,
+    # or `--flag VALUE` and `-xVALUE` would be misread (hidden options are not listed).
+    help_text = run([engine, "run", "--help"]).stdout
     flags = re.findall(
-        r"^\s+(?:-(\w), )?--([a-z0-9-]+)(?: ([a-z0-9-]+))?\s{2,}\S", help_text, re.MULTILINE
+        r"^[ \t]+(?:-(\w), )?--([a-z0-9-]+)(?: (\S+))?(?:[ \t]{2,}\S|[ \t]*$)",
+        help_text,
+        re.MULTILINE,
     )
     assert len(flags) > 80, help_text
+    grammar = GRAMMARS[engine]
     for short, name, kind in flags:
-        if kind:
-            assert name in VALUED and name not in BOOLEAN, f"--{name} takes a {kind}"
-        else:
-            assert name in BOOLEAN, f"--{name} is a boolean flag"
+        option = grammar.lookup(name)
+        assert option is not None, f"--{name} is missing from runopts.py"
+        assert (option.kind == "value") == bool(kind), f"--{name}: {kind or 'a bool'}"
         if short:
-            assert SHORT.get(short) == name, f"-{short} is --{name}"
-    assert {short for short, _, _ in flags if short} == set(SHORT)
+            assert grammar.short.get(short) == option, f"-{short} is --{name}"
+    assert {short for short, _, _ in flags if short} == set(grammar.short)

@@ -109,16 +109,14 @@ def test_argument_lists_reach_the_binary_verbatim(recorder: Path) -> None:
     engine = Engine(binary=str(recorder))
     out = engine.run(["run", "-e", "A=$(rm -rf /); `x`", "--label", "k=v w"])
     assert json.loads(out) == ["run", "-e", "A=$(rm -rf /); `x`", "--label", "k=v w"]
-    line = engine.create("n", "img@sha256:1", ["-dt", "-p", "80:80", "-d"], {"l": "1"})
+    line = engine.create("n", "img@sha256:1", ["--tty=true", "--publish=80:80"], {"l": "1"})
+    # our labels come after the artifact's options: they win over any label those set
     assert json.loads(line) == [
         "create",
-        "--name",
-        "n",
-        "--label",
-        "l=1",
-        "-t",
-        "-p",
-        "80:80",
+        "--name=n",
+        "--tty=true",
+        "--publish=80:80",
+        "--label=l=1",
         "img@sha256:1",
     ]
 

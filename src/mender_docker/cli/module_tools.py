@@ -1,7 +1,7 @@
 """`mender-docker build-module | install-module | status`: package and inspect the module.
 
 The module ships as one executable zipapp (`#!/usr/bin/env python3`) holding
-`mender_docker/spec.py` and `mender_docker/module/*.py` with an `__init__.py`
+`mender_docker/{spec,runargs,runopts}.py` and `mender_docker/module/*.py` with an `__init__.py`
 that imports nothing: it runs with the system python3 and no site-packages.
 """
 
@@ -24,6 +24,8 @@ from mender_docker.errors import MenderDockerError
 from mender_docker.module.journal import write_atomic
 
 DEFAULT_INSTALL_PATH = "/usr/share/mender/modules/v3/docker"
+# The contract files the device module imports besides module/ itself.
+DEVICE_SHARED = ("spec.py", "runargs.py", "runopts.py")
 MARKER = "mender_docker/module/main.py"  # how we recognise a module we built
 PACKAGE_INIT = '"""Container updates for Mender (packed update module)."""\n\n__version__ = "{}"\n'
 ZIP_MAIN = '''"""The packed Docker Update Module: docker STATE FILE_TREE_DIR."""
@@ -44,7 +46,8 @@ sys.exit(code)
 def build_module(output: str) -> None:
     """Write the single-file module to `output` (atomically, mode 0755)."""
     package = Path(mender_docker.__file__).parent
-    sources = [package / "spec.py", *sorted((package / "module").glob("*.py"))]
+    shared = [package / name for name in DEVICE_SHARED]
+    sources = [*shared, *sorted((package / "module").glob("*.py"))]
     with tempfile.TemporaryDirectory(prefix="mender-docker-build-") as staging:
         root = Path(staging) / "app"
         (root / "mender_docker" / "module").mkdir(parents=True)

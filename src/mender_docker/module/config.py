@@ -20,6 +20,7 @@ keys are errors: a misspelt key silently ignored would be worse.
     label_namespace      prefix of the labels we set (io.mender.docker); lets
                          several independent installations share one engine
     deny_run_args        run arguments artifacts may not use (module/policy.py)
+    allow_run_args       `safe`: only ordinary application options (module/policy.py)
     allowed_registries   registries images may come from (module/policy.py)
 
 Meta-data values (health_timeout, health_window, stop_timeout) override these
@@ -60,13 +61,21 @@ class Config:
     command_timeout: float = 300.0  # seconds for any engine command but a pull
     label_namespace: str = "io.mender.docker"  # prefix of every label we set
     deny_run_args: str = ""  # the owner's policy, see module/policy.py
+    allow_run_args: Optional[str] = None  # None: no allow-list
     allowed_registries: Optional[str] = None  # None: any registry
 
     def policy_settings(self) -> Dict[str, str]:
         settings = {"deny_run_args": self.deny_run_args}
+        if self.allow_run_args is not None:
+            settings["allow_run_args"] = self.allow_run_args
         if self.allowed_registries is not None:
             settings["allowed_registries"] = self.allowed_registries
         return settings
+
+    @property
+    def engine_kind(self) -> str:
+        """docker or podman: whose run options the artifact's arguments are parsed with."""
+        return "podman" if "podman" in os.path.basename(self.engine) else "docker"
 
     @property
     def journal_dir(self) -> str:

@@ -6,13 +6,13 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Callable, List, Optional
 
 from mender_docker.module.config import Config
 from mender_docker.module.engine import ContainerEngine
 from mender_docker.module.errors import DeploymentError
 from mender_docker.module.journal import JournalStore, write_atomic
-from mender_docker.spec import DockerMetadata, MetadataError, parse_metadata_json
+from mender_docker.spec import DockerMetadata, MetadataError, PlannedContainer, parse_metadata_json
 
 DEPLOYMENT_ID_FILE = "mender-docker-deployment"
 
@@ -39,6 +39,10 @@ class Context:
         except (OSError, UnicodeDecodeError) as exc:
             raise MetadataError(f"cannot read meta-data {path}: {exc}") from None
         return parse_metadata_json(text if text.strip() else "{}")
+
+    def plan(self, meta: DockerMetadata) -> List[PlannedContainer]:
+        """The containers to run, their arguments parsed for this device's engine."""
+        return meta.plan(self.config.engine_kind, self.config.label_namespace)
 
     def artifact_name(self) -> str:
         try:

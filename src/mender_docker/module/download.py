@@ -53,10 +53,10 @@ IMPORT_REPOSITORY = "mender-docker-import"
 
 def allowed_plan(ctx: Context, meta: DockerMetadata) -> List[PlannedContainer]:
     """The containers to run, once the owner's policy allows every one of them."""
-    plan = meta.plan()
+    plan = ctx.plan(meta)
     policy = policy_from_settings(ctx.config.policy_settings())
     if policy.active:
-        check(plan, policy)
+        check(plan, policy, protected=(ctx.config.journal_dir,))
     return plan
 
 
@@ -75,10 +75,13 @@ def download(ctx: Context) -> None:
     prepare_images(ctx, meta, deployment_id, streaming=True)
 
 
-def engine_reference(meta: DockerMetadata, ref: str) -> str:
-    """What to hand the engine for a pinned reference: loaded images have no repo
-    digest, they are found by their loaded tag."""
-    return loaded_tag(ref) if meta.images_file is not None else ref
+def engine_reference(meta: DockerMetadata, item: PlannedContainer) -> str:
+    """What to create a container from: the pinned reference, or for loaded images
+    (which have no repo digest) the image ID the signed header names: a tag could
+    be moved, and `--pull=always` would fetch it again."""
+    if meta.images_file is not None and item.image_id is not None:
+        return item.image_id
+    return item.image
 
 
 def finish_earlier_deployment(ctx: Context) -> None:
@@ -107,7 +110,7 @@ def prepare_images(
     """Record, then pull, what is missing; verify every image. Returns the new deployment."""
     if meta.images_file is not None:
         return prepare_embedded(ctx, meta, deployment_id, streaming)
-    plan = meta.plan()
+    plan = ctx.plan(meta)
     images: List[str] = []
     expected_ids: Dict[str, Optional[str]] = {}
     sizes: Dict[str, Optional[int]] = {}
@@ -164,7 +167,7 @@ def prepare_embedded(
     assert meta.images_file is not None
     expected: Dict[str, str] = {}  # loaded tag -> image ID the header promises
     sizes: Dict[str, Optional[int]] = {}
-    for item in meta.plan():
+    for item in ctx.plan(meta):
         assert item.image_id is not None  # parse_metadata requires image_ids
         tag = loaded_tag(item.image)
         if expected.setdefault(tag, item.image_id) != item.image_id:

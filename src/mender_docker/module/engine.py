@@ -77,21 +77,6 @@ class ImageInfo:
     size: int = 0
 
 
-def without_detach(args: Sequence[str]) -> List[str]:
-    """`docker run` arguments as `docker create` takes them: without -d/--detach,
-    which `create` refuses (it never attaches anyway). Short flags may be
-    combined (`-dt`): only the `d` goes."""
-    out: List[str] = []
-    for arg in args:
-        if arg in ("-d", "--detach") or arg.startswith("--detach="):
-            continue
-        combined_short_flags = arg[:1] == "-" and arg[1:2] != "-" and len(arg) > 2
-        if combined_short_flags and set(arg[1:]) <= set("ditP"):
-            arg = "-" + arg[1:].replace("d", "")
-        out.append(arg)
-    return out
-
-
 def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
     """One element of `docker inspect` output for a container."""
     state = data.get("State") or {}
@@ -402,14 +387,14 @@ class Engine:
             raise EngineMissingError(command, exc.strerror or str(exc)) from None
         return Feed(command, proc, output, self.pull_timeout)
 
-    def create(
-        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
-    ) -> str:
-        """Create (not start) a container; `args` are `docker run` arguments."""
-        command = ["create", "--name", name]
+    def create(self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]) -> str:
+        """Create (not start) a container. `args` are `run` options, each one
+        `--option=value` argument (spec.PlannedContainer.args); our labels come
+        after them, so they win over any the arguments set."""
+        command = ["create", f"--name={name}", *args]
         for key, value in labels.items():
-            command += ["--label", f"{key}={value}"]
-        out = self.run([*command, *without_detach(args), image])
+            command.append(f"--label={key}={value}")
+        out = self.run([*command, image])
         return out.strip().splitlines()[-1].strip()
 
     def create_and_start(

@@ -47,12 +47,10 @@ def config_hash(item: PlannedContainer) -> str:
 def run_arguments(item: PlannedContainer, tty: bool, restart_policy: str) -> List[str]:
     """The artifact's arguments, plus a restart policy unless they choose one, and a
     terminal like the original's `docker run -dt` unless `tty = false`."""
-    args = list(item.args)
-    chooses = any(a == "--rm" or a == "--restart" or a.startswith("--restart=") for a in args)
-    extra = [] if chooses else ["--restart", restart_policy]
+    extra = [] if item.run.values("restart") else [f"--restart={restart_policy}"]
     if tty:
-        extra.append("-t")
-    return [*extra, *args]
+        extra.append("--tty=true")
+    return [*extra, *item.args]
 
 
 def is_managed(ctx: Context, info: ContainerInfo) -> bool:
@@ -148,7 +146,7 @@ def install(ctx: Context) -> None:
             ctx.label("image"): item.image,  # the pinned reference, pulled or loaded
         }
         args = run_arguments(item, ctx.config.tty, ctx.engine.lasting_restart_policy())
-        image = engine_reference(meta, item.image)
+        image = engine_reference(meta, item)
         container_id = ctx.engine.create(item.name, image, args, labels)
         deployment.created.append(container_id)
         ctx.store.save(journal)
@@ -188,8 +186,10 @@ def stop_all(ctx: Context, containers: Sequence[ContainerInfo], timeout: Optiona
             except UnsupportedError:
                 # podman 4: nothing revives a stopped container but podman-restart.service
                 # at boot; after such a reboot the client's rollback or commit settles it.
-                log(f"note: {c.name} keeps restart policy {c.restart_policy} "
-                    "(the engine cannot change it)")
+                log(
+                    f"note: {c.name} keeps restart policy {c.restart_policy} "
+                    "(the engine cannot change it)"
+                )
     if not containers:
         return
 

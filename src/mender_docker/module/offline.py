@@ -16,6 +16,32 @@ loads is what the signed header describes. Anything else aborts the stream:
 padding), so the caller can route each image's first layer to `docker
 import` instead of `docker load` (see download.load_payload: it keeps the
 engine from spooling that layer to its temp dir first).
+
+The tar headers are read by our own strict parser (`parse_header`), not by
+Python's tarfile: the engine reads the same bytes with Go's archive/tar, and
+the two disagree on non-canonical headers (a size field `\0` `0000001000`
+`\0` is 0 to tarfile, which stops at the first NUL, and 512 to Go, which
+trims NULs and spaces on both ends: the engine would see members, a second
+manifest.json among them, that the check never saw). Only canonical headers,
+those Go's and Python's writers produce and both readers read identically,
+pass:
+- a 512-byte block whose checksum (unsigned byte sum, or the signed one, with
+  the chksum field read as spaces) matches its chksum field;
+- magic `ustar\0` + version `00` (POSIX/PAX) or `ustar ` + ` \0` (GNU);
+- mode, uid, gid, size, mtime and chksum: octal ASCII digits from the field's
+  first byte, at least one, then only NUL/space bytes to the field's end, at
+  least one of them (every writer puts one), except that size may fill all 12
+  bytes with digits (GNU tar writes sizes from 8 GiB up that way; both readers
+  take all 12). No base-256, no sign, no leading NUL or space. devmajor and
+  devminor are all NUL or the same octal form;
+- name: ASCII bytes up to the first NUL (or all 100), only NULs after it;
+  uname and gname likewise (any bytes before the NUL); the prefix field
+  (Python joins it to the name even for GNU headers, Go does not), linkname
+  and the 12 bytes after prefix all NUL;
+- type `0` or `\0` (a regular file: no PAX or GNU long-name records).
+The archive ends with two zero blocks; whatever follows must be zeros.
+Memory stays bounded whatever a header says: data is read in CHUNK pieces,
+only manifest.json and configs (at most MAX_SMALL) are held whole.
 """
 
 from __future__ import annotations
@@ -23,8 +49,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tarfile
-from typing import IO, Dict, Iterator, List, Optional, Set, Tuple
+from typing import IO, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from mender_docker.module.errors import DeploymentError
 
@@ -49,6 +74,113 @@ def _read_exact(source: IO[bytes], size: int, what: str) -> bytes:
         parts.append(chunk)
         left -= len(chunk)
     return b"".join(parts)
+
+
+ZERO_BLOCK = bytes(BLOCK)
+_MAGICS = (b"ustar\x0000", b"ustar  \x00")  # magic + version: POSIX/PAX, GNU
+_REGULAR = (b"0", b"\x00")
+_OCTAL_RE = re.compile(rb"([0-7]+)[\x00 ]*")
+# (field, start, end) of the numeric fields we read, in header order
+_NUMERIC = (
+    ("mode", 100, 108),
+    ("uid", 108, 116),
+    ("gid", 116, 124),
+    ("size", 124, 136),
+    ("mtime", 136, 148),
+)
+_CHKSUM = (148, 156)
+
+
+class TarHeader(NamedTuple):
+    """What a canonical regular-file header says (see parse_header)."""
+
+    name: str
+    size: int
+    mode: int
+    uid: int
+    gid: int
+    mtime: int
+
+
+def _octal(field: bytes, what: str, whole: bool = False) -> int:
+    """A strict octal field: digits from the first byte, then NUL/space only.
+    `whole`: the digits may fill the field (no terminator). Raises ValueError
+    with the reason."""
+    match = _OCTAL_RE.fullmatch(field)
+    if match is None:
+        if field[0] & 0x80:
+            raise ValueError(f"has a base-256 {what} field (only octal digits are accepted)")
+        if field[:1] in (b"\x00", b" "):
+            raise ValueError(f"has a {what} field {field!r} starting with NUL or space")
+        raise ValueError(f"has a {what} field {field!r} that is not octal digits then NUL/space")
+    if match.end(1) == len(field) and not whole:
+        raise ValueError(f"has a {what} field {field!r} without a NUL or space terminator")
+    return int(match.group(1), 8)
+
+
+def _cstring(field: bytes, what: str) -> bytes:
+    """Bytes up to the first NUL (or the whole field); only NULs may follow."""
+    end = field.find(b"\x00")
+    if end < 0:
+        return field
+    if field.count(0, end) != len(field) - end:
+        raise ValueError(f"has bytes after the NUL that ends its {what} field")
+    return field[:end]
+
+
+def _checksums(block: bytes) -> Tuple[int, int]:
+    """Unsigned and signed byte sums of a header, its chksum field read as spaces."""
+    rest = block[: _CHKSUM[0]] + block[_CHKSUM[1] :]
+    unsigned = 8 * 0x20 + sum(rest)
+    signed = unsigned - 256 * sum(1 for byte in rest if byte & 0x80)
+    return unsigned, signed
+
+
+def parse_header(block: bytes, offset: int) -> TarHeader:
+    """The regular-file header at `offset` in the payload; PayloadError unless it
+    is canonical (see the module's docstring), naming the member and field."""
+    label = repr(block[:100].split(b"\x00", 1)[0].decode("ascii", "backslashreplace"))
+
+    def refuse(problem: str) -> PayloadError:
+        return PayloadError(f"payload member {label} {problem} (tar header at offset {offset})")
+
+    if len(block) != BLOCK:
+        raise refuse("is truncated")
+    try:
+        chksum = _octal(block[_CHKSUM[0] : _CHKSUM[1]], "chksum")
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    sums = _checksums(block)
+    if chksum not in sums:
+        raise refuse(f"has a bad checksum (field {chksum:o}, the header sums to {sums[0]:o})")
+    if block[257:265] not in _MAGICS:
+        raise refuse(f"has magic/version {block[257:265]!r}, not POSIX (ustar) or GNU")
+    typeflag = block[156:157]
+    if typeflag not in _REGULAR:
+        raise refuse(f"is not a regular file (type {typeflag!r})")
+    try:
+        numbers = {
+            field: _octal(block[start:end], field, whole=field == "size")
+            for field, start, end in _NUMERIC
+        }
+        for field, start, end in (("devmajor", 329, 337), ("devminor", 337, 345)):
+            if block[start:end] != bytes(end - start):
+                _octal(block[start:end], field)
+        raw_name = _cstring(block[0:100], "name")
+        _cstring(block[265:297], "uname")
+        _cstring(block[297:329], "gname")
+    except ValueError as exc:
+        raise refuse(str(exc)) from None
+    for field, start, end in (("linkname", 157, 257), ("prefix", 345, 500), ("padding", 500, 512)):
+        if block[start:end] != bytes(end - start):
+            raise refuse(f"has a non-empty {field} field")
+    if not raw_name:
+        raise refuse("has an empty name")
+    try:
+        name = raw_name.decode("ascii")
+    except UnicodeDecodeError:
+        raise refuse("has a name that is not ASCII") from None
+    return TarHeader(name=name, **numbers)
 
 
 def check_manifest(raw: bytes, expected: Dict[str, str]) -> Set[str]:
@@ -95,8 +227,9 @@ class PayloadChecker:
     """Walks the payload tar as it streams, member by member.
 
     `events()` yields (kind, member name, bytes) with kind "header", "data",
-    "pad" (possibly empty: every member ends with one) or "end" (end-of-archive
-    blocks); the bytes of all events, in order, are the payload unchanged.
+    "pad" (possibly empty: every member ends with one) or "end" (the two
+    end-of-archive blocks, then the zeros after them in CHUNK pieces); the bytes
+    of all events, in order, are the payload unchanged.
     PayloadError is raised before the offending bytes are yielded. After the
     first member, `manifest` holds manifest.json's entries."""
 
@@ -121,36 +254,29 @@ class PayloadChecker:
         source = self.source
         wanted: Optional[Set[str]] = None
         seen: Set[str] = set()
+        offset = 0  # of the block being read, in the payload
         while True:
             header = _read_exact(source, BLOCK, "tar header")
-            if header == b"\0" * BLOCK:
+            if header == ZERO_BLOCK:
                 if wanted is None:
                     raise PayloadError("payload holds no images")
                 missing = sorted(wanted - seen)
                 if missing:
                     raise PayloadError(f"payload lacks file(s) {', '.join(missing)}")
-                yield "end", "", header
-                while True:  # the rest is tar padding: pass it on for a clean end
-                    rest = source.read(CHUNK)
-                    if not rest:
-                        return
-                    yield "end", "", rest
-            try:
-                info = tarfile.TarInfo.frombuf(header, "utf-8", "strict")
-            except (tarfile.TarError, UnicodeDecodeError):
-                raise PayloadError("payload is not a valid tar (bad header)") from None
-            if info.type not in (tarfile.REGTYPE, tarfile.AREGTYPE):
-                raise PayloadError(f"payload member {info.name!r} is not a regular file")
+                yield from self._end(header, offset)
+                return
+            info = parse_header(header, offset)
             name, size = info.name, info.size
             pad = -size % BLOCK
+            offset += BLOCK + size + pad
             if wanted is None:
                 if name != MANIFEST or size > MAX_SMALL:
                     raise PayloadError("payload does not start with manifest.json")
-                body = _read_exact(source, size + pad, name)
-                wanted = check_manifest(body[:size], self.expected)
-                self.manifest = json.loads(body[:size])
-                yield from (("header", name, header), ("data", name, body[:size]),
-                            ("pad", name, body[size:]))  # fmt: skip
+                body = _read_exact(source, size, name)
+                padding = _read_exact(source, pad, name)
+                wanted = check_manifest(body, self.expected)
+                self.manifest = json.loads(body)
+                yield from (("header", name, header), ("data", name, body), ("pad", name, padding))
                 continue
             if name not in wanted or name in seen:
                 raise PayloadError(f"payload member {name!r} is not expected here")
@@ -158,11 +284,11 @@ class PayloadChecker:
             if name.endswith(".json"):
                 if size > MAX_SMALL:
                     raise PayloadError(f"payload config {name} is too large")
-                body = _read_exact(source, size + pad, name)
-                if hashlib.sha256(body[:size]).hexdigest() != name[:64]:
+                body = _read_exact(source, size, name)
+                padding = _read_exact(source, pad, name)
+                if hashlib.sha256(body).hexdigest() != name[:64]:
                     raise PayloadError(f"payload config {name} does not match its digest")
-                yield from (("header", name, header), ("data", name, body[:size]),
-                            ("pad", name, body[size:]))  # fmt: skip
+                yield from (("header", name, header), ("data", name, body), ("pad", name, padding))
                 continue
             yield "header", name, header
             left = size
@@ -173,6 +299,31 @@ class PayloadChecker:
                 left -= len(chunk)
                 yield "data", name, chunk
             yield "pad", name, _read_exact(source, pad, name)
+
+    def _end(self, first: bytes, offset: int) -> Iterator[Tuple[str, str, bytes]]:
+        """The end-of-archive: two zero blocks, then only zeros (a writer's record
+        padding) to the end of the stream, read and passed on in CHUNK pieces."""
+        second = _read_exact(self.source, BLOCK, "end-of-archive")
+        if second != ZERO_BLOCK:  # checked before the first goes on: Go would stop there
+            raise PayloadError(
+                f"payload tar has a single zero block at offset {offset}, then data "
+                f"(tar header at offset {offset + BLOCK}); the end-of-archive is two"
+            )
+        yield "end", "", first
+        yield "end", "", second
+        offset += 2 * BLOCK
+        while True:
+            rest = self.source.read(CHUNK)
+            if not rest:
+                return
+            tail = rest.lstrip(b"\x00")
+            if tail:
+                raise PayloadError(
+                    f"payload has data after the end-of-archive "
+                    f"(byte at offset {offset + len(rest) - len(tail)} is not zero)"
+                )
+            yield "end", "", rest
+            offset += len(rest)
 
 
 def verified_chunks(source: IO[bytes], expected: Dict[str, str]) -> Iterator[bytes]:

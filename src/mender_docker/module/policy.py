@@ -1,62 +1,66 @@
 """The device owner's policy: what an artifact may ask the container engine to do.
 
 Standard library only (it ships in the single-file device module). Checked in
-Download, before anything is pulled or stopped, against the planned containers
-(`spec.PlannedContainer.args` is the already shlex-split `docker run` argv).
+Download, before anything is pulled or stopped, on the planned containers'
+parsed arguments (`spec.PlannedContainer.run`, see runargs.py): the argv the
+module later hands the engine is rendered from that same parse, so what is
+checked is exactly what runs. An option the engine's CLI does not know was
+already refused by the parse.
 
-Two settings, both optional; unset means the original module's behaviour
-(nothing denied, any registry):
+Three settings, all optional; unset means the original module's behaviour
+(anything the engine accepts, any registry), apart from what no device runs
+(spec.ALWAYS_REFUSED: --rm, labels in the module's namespace, ...):
 
     deny_run_args       comma-separated rules; `dangerous` (alias `default`)
                         expands to DANGEROUS below and may be combined with
                         more rules, e.g. `dangerous, --cap-add`; `none` = no rule
+    allow_run_args      `safe`: only SAFE options pass (ordinary application
+                        settings), plus the rules listed after it, e.g.
+                        `safe, --sysctl, bind=/srv/app`; deny rules still apply
     allowed_registries  comma-separated registry hosts ("docker.io",
                         "registry.example.com:5000"); every image's registry
-                        must be listed. Names without a host are docker.io,
-                        as docker resolves them.
+                        must be listed. Names without a host are docker.io.
 
-Rule forms:
+Rule forms (deny and allow):
 
-    --OPTION            any use of the option (a boolean option only when true):
-                        --privileged, --device, --cap-add, --volumes-from, ...
-    --OPTION=VALUE      the option with that value: --pid=host, --network=host
-                        (also podman's ns:/path), --cap-add=SYS_ADMIN (case and
-                        CAP_ prefix ignored), --security-opt=unconfined (any
-                        seccomp/apparmor/systempaths=unconfined, label=disable,
-                        podman's unmask=...)
-    bind=/PATH          a bind mount whose host source is PATH or an ancestor
-                        of it (binding /var exposes /var/run/docker.sock), or a
-                        writable bind of anything inside it; `bind=/` is the
-                        host root only. `--volume=/PATH` means the same.
-    bind-relative       a bind mount with a relative source (newer docker CLIs
-                        resolve it against the module's working directory)
-    positional          an argument that is not an option: docker would run it
-                        as the image instead of the pinned one (always refused
-                        when allowed_registries is set)
+    --OPTION            any use of the option (a boolean option only when true)
+    --OPTION=VALUE      the option with that value: --cap-add=SYS_ADMIN (case and
+                        CAP_ prefix ignored; also inside a comma list),
+                        --pid=host (also podman's ns:/path, container:NAME and the
+                        CSV form name=host of --network), --security-opt=unconfined
+                        (anything but no-new-privileges), --log-opt=path (a key)
+    bind=/PATH          a bind mount whose host source is PATH, inside it, or
+                        above it (binding /var exposes /var/run/docker.sock), read-
+                        only or not; `bind=/` is the host root only
+    bind-rw=/PATH       the same, writable only
+    bind-relative       a bind mount with a relative host source
+    volume-opt          a --mount volume with driver options (the local driver
+                        mounts any host path given as `device`)
 
-Every spelling docker's flag parser accepts is normalised first: `--opt=value`,
-`--opt value`, short flags and their clusters (`-v/:/host`, `-dv=/:/h`,
-`-itv /:/h`), aliases (`--net`), `-v SRC:DST[:opts]` and the CSV `--mount`
-form, including `type=volume` with `volume-opt=device=/PATH` (a local-driver
-bind mount in disguise). Host symlinks are not resolved, except that /var/run
-is treated as /run.
+Host paths are judged both as written (normalised, /var/run as /run) and as the
+kernel resolves them on this device (symlinks, `..`, /proc/self/root). A
+--mount or --network value with quotes or line breaks is refused under any
+rule: engines disagree on how to read it.
 """
 
 from __future__ import annotations
 
-import csv
+import os
 import posixpath
 import re
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mender_docker.module.errors import ConfigError, DeploymentError
+from mender_docker.runargs import GRAMMARS, RunArgs, Use
 from mender_docker.spec import PlannedContainer
 
 DENY_KEY = "deny_run_args"
+ALLOW_KEY = "allow_run_args"
 REGISTRIES_KEY = "allowed_registries"
 
-# Everything a container could use to take over the device it runs on.
+# Everything a container could use to take over, or read the secrets of, the
+# device it runs on.
 DANGEROUS: Tuple[str, ...] = (
     "--privileged",
     "--pid=host",
@@ -65,108 +69,163 @@ DANGEROUS: Tuple[str, ...] = (
     "--uts=host",
     "--userns=host",
     "--cgroupns=host",
-    "--cap-add=ALL",
-    "--cap-add=SYS_ADMIN",
-    "--cap-add=SYS_MODULE",
-    "--cap-add=SYS_RAWIO",
-    "--cap-add=SYS_PTRACE",
-    "--cap-add=SYS_BOOT",
-    "--cap-add=DAC_READ_SEARCH",
-    "--cap-add=BPF",
+    "--pod",  # podman: joins the namespaces of a pod
+    "--pod-id-file",
+    *(
+        f"--cap-add={cap}"
+        for cap in (
+            "ALL",
+            "SYS_ADMIN",
+            "SYS_MODULE",
+            "SYS_RAWIO",
+            "SYS_PTRACE",
+            "SYS_BOOT",
+            "DAC_READ_SEARCH",
+            "BPF",
+            "PERFMON",
+            "SYS_TIME",
+            "MAC_ADMIN",
+            "MAC_OVERRIDE",
+            "SYSLOG",
+            "AUDIT_CONTROL",
+            "LINUX_IMMUTABLE",
+        )
+    ),  # fmt: skip
     "--device",
     "--device-cgroup-rule",
+    "--gpus",
     "--security-opt=unconfined",
+    "--seccomp-policy",  # podman: a seccomp profile the image chooses
     "--use-api-socket",
     "--volumes-from",
     "--env-file",  # reads a device file into the container (e.g. /etc/shadow)
-    "--label-file",
-    "--cidfile",  # writes a device file as root
-    "bind=/",
-    "bind=/etc",
-    "bind=/run/docker.sock",
-    "bind=/run/containerd",
-    "bind=/run/podman",
-    "bind=/var/lib/docker",
-    "bind=/var/lib/containerd",
-    "bind=/proc",
-    "bind=/sys",
-    "bind=/dev",
-    "bind=/boot",
-    "bind=/root",
-    "bind=/var/lib/mender",
-    "bind=/data/mender",
-    "bind=/usr/share/mender",
-    "bind=/lib/modules",
+    "--env-host",  # podman: the module's whole environment
+    "--authfile",  # podman: reads a device file (registry credentials)
+    "--decryption-key",
+    "--cert-dir",
+    "--preserve-fds",  # podman: hands the container the module's open files
+    "--preserve-fd",
+    "--sdnotify",
+    "--pidfile",  # podman: writes a device file as root
+    "--conmon-pidfile",
+    "--rootfs",  # podman: a host directory as the container's root
+    "--init-path",  # a host binary run in the container
+    "--cgroup-parent",
+    "--runtime",
+    "--log-opt=path",  # podman k8s-file: writes a device file
+    "volume-opt",
     "bind-relative",
-    "positional",
+    # read or written, these give away the device: its kernel and processes,
+    # the engines' and the update client's sockets and state, its secrets
+    *(
+        f"bind={path}"
+        for path in (
+            "/",
+            "/proc",
+            "/sys",
+            "/dev",
+            "/run",
+            "/root",
+            "/home",
+            "/etc/shadow",
+            "/etc/gshadow",
+            "/etc/sudoers",
+            "/etc/sudoers.d",
+            "/etc/ssh",
+            "/etc/mender",
+            "/etc/docker",
+            "/etc/containers",
+            "/var/lib/mender",
+            "/data/mender",
+            "/var/lib/docker",
+            "/var/lib/containerd",
+            "/var/lib/containers",
+            "/usr/share/mender",
+        )
+    ),  # fmt: skip
+    # written, these change what the device runs
+    *(
+        f"bind-rw={path}"
+        for path in (
+            "/etc",
+            "/usr",
+            "/bin",
+            "/sbin",
+            "/lib",
+            "/lib32",
+            "/lib64",
+            "/libx32",
+            "/boot",
+        )
+    ),  # fmt: skip
 )
 PRESETS: Dict[str, Tuple[str, ...]] = {"dangerous": DANGEROUS, "default": DANGEROUS}
 
-# docker run's flags (docker CLI 20.10 to 28), as its flag parser (pflag) sees them.
-SHORT: Dict[str, str] = {
-    "a": "attach", "c": "cpu-shares", "d": "detach", "e": "env", "h": "hostname",
-    "i": "interactive", "l": "label", "m": "memory", "p": "publish", "P": "publish-all",
-    "q": "quiet", "t": "tty", "u": "user", "v": "volume", "w": "workdir",
-}  # fmt: skip
-ALIASES: Dict[str, str] = {"net": "network", "net-alias": "network-alias", "dns-opt": "dns-option"}
-BOOLEAN: FrozenSet[str] = frozenset(
+# Ordinary application settings: what `allow_run_args = safe` lets through.
+# Options with a value condition are checked in _safe_problem.
+SAFE: FrozenSet[str] = frozenset(
     (
-        "detach", "disable-content-trust", "help", "init", "interactive", "no-healthcheck",
-        "oom-kill-disable", "privileged", "publish-all", "quiet", "read-only", "rm",
-        "sig-proxy", "tty", "use-api-socket",
+        "add-host", "blkio-weight", "cap-drop", "cpu-period", "cpu-quota", "cpu-shares",
+        "cpus", "cpuset-cpus", "cpuset-mems", "dns", "dns-option", "dns-search", "domainname",
+        "entrypoint", "env", "env-merge", "expose", "group-add", "health-cmd",
+        "health-interval", "health-on-failure", "health-retries", "health-start-interval",
+        "health-start-period", "health-startup-cmd", "health-startup-interval",
+        "health-startup-retries", "health-startup-success", "health-startup-timeout",
+        "health-timeout", "hostname", "http-proxy", "init", "interactive", "ip", "ip6",
+        "label", "log-driver", "log-opt", "mac-address", "memory", "memory-reservation",
+        "memory-swap", "memory-swappiness", "mount", "network", "network-alias", "no-healthcheck",
+        "no-hosts", "pids-limit", "platform", "publish", "publish-all", "pull", "quiet",
+        "read-only", "read-only-tmpfs", "restart", "shm-size", "sig-proxy", "stop-signal",
+        "stop-timeout", "tmpfs", "tty", "tz", "ulimit", "umask", "unsetenv", "user", "volume",
+        "workdir",
     )
 )  # fmt: skip
-# Options that take a value: their next argument is a value even if it starts with "-".
-VALUED: FrozenSet[str] = frozenset(
-    (
-        "add-host", "annotation", "attach", "blkio-weight", "blkio-weight-device", "cap-add",
-        "cap-drop", "cgroup-parent", "cgroupns", "cidfile", "cpu-count", "cpu-percent",
-        "cpu-period", "cpu-quota", "cpu-rt-period", "cpu-rt-runtime", "cpu-shares", "cpus",
-        "cpuset-cpus", "cpuset-mems", "credential-spec", "detach-keys", "device",
-        "device-cgroup-rule", "device-read-bps", "device-read-iops", "device-write-bps",
-        "device-write-iops", "dns", "dns-option", "dns-search", "domainname", "entrypoint",
-        "env", "env-file", "expose", "gpus", "group-add", "health-cmd", "health-interval",
-        "health-retries", "health-start-interval", "health-start-period", "health-timeout",
-        "hostname", "io-maxbandwidth", "io-maxiops", "ip", "ip6", "ipc", "isolation",
-        "kernel-memory", "label", "label-file", "link", "link-local-ip", "log-driver",
-        "log-opt", "mac-address", "memory", "memory-reservation", "memory-swap",
-        "memory-swappiness", "mount", "name", "network", "network-alias", "oom-score-adj",
-        "pid", "pids-limit", "platform", "publish", "pull", "restart", "runtime",
-        "security-opt", "shm-size", "stop-signal", "stop-timeout", "storage-opt", "sysctl",
-        "tmpfs", "ulimit", "user", "userns", "uts", "volume", "volume-driver",
-        "volumes-from", "workdir",
-    )
-)  # fmt: skip
+SAFE_LOG_DRIVERS = frozenset(("json-file", "local", "journald", "k8s-file", "none"))
+SAFE_LOG_OPTS = frozenset(("max-size", "max-file", "compress", "mode", "max-buffer-size", "tag"))
 NAMESPACE_OPTIONS = frozenset(("pid", "network", "ipc", "uts", "userns", "cgroupns"))
-_FALSE = frozenset(("0", "f", "F", "false", "FALSE", "False"))  # strconv.ParseBool
-_TRUE = frozenset(("1", "t", "T", "true", "TRUE", "True"))
-_UNCONFINED = frozenset(
-    ("seccomp=unconfined", "apparmor=unconfined", "systempaths=unconfined", "label=disable")
-)
+_FALSE = "false"
 _OPTION_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 _HOST_RE = re.compile(r"^(?:[a-z0-9.-]+|\[[0-9a-f:]+\])(?::[0-9]+)?$")
-_SPECIAL = ("bind-relative", "positional")
+_NETWORK_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_DOCKER_NETWORK_CSV_RE = re.compile(r"\w+=\w+(,\w+=\w+)*")  # docker/cli opts/network.go
+# `positional` was a rule before positional arguments were refused on every device
+_SPECIAL = ("bind-relative", "volume-opt", "positional")
+MAX_RULES_TEXT = 64 * 1024
 
 _REASONS = {
     "privileged": "full access to the host's devices and kernel",
-    "pid": "shares a host namespace",
-    "network": "shares a host namespace",
-    "ipc": "shares a host namespace",
-    "uts": "shares a host namespace",
-    "userns": "shares a host namespace",
-    "cgroupns": "shares a host namespace",
+    "namespace": "joins the host's or another container's namespace",
+    "pod": "joins the namespaces of a pod",
+    "pod-id-file": "joins the namespaces of a pod",
     "cap-add": "grants a kernel capability",
     "device": "exposes a host device",
+    "gpus": "exposes a host device",
     "device-cgroup-rule": "allows creating host devices",
-    "security-opt": "disables a confinement",
+    "security-opt": "loosens the container's confinement",
+    "seccomp-policy": "loosens the container's confinement",
     "use-api-socket": "hands the container the engine's API socket",
     "volumes-from": "inherits another container's mounts",
     "env-file": "reads a device file",
-    "label-file": "reads a device file",
-    "cidfile": "writes a device file",
+    "authfile": "reads a device file",
+    "decryption-key": "reads a device file",
+    "cert-dir": "reads a device file",
+    "env-host": "copies the module's environment into the container",
+    "preserve-fds": "hands the container the module's open files",
+    "preserve-fd": "hands the container the module's open files",
+    "sdnotify": "hands the container the service manager's socket",
+    "pidfile": "writes a device file",
+    "conmon-pidfile": "writes a device file",
+    "log-opt": "writes a device file",
+    "rootfs": "runs a host directory as the container",
+    "init-path": "runs a host binary in the container",
+    "cgroup-parent": "places the container in a host cgroup",
+    "runtime": "chooses another container runtime",
     "bind": "bind-mounts a sensitive host path",
-    "bind-relative": "bind-mounts a path relative to the module's working directory",
-    "positional": "docker would run it as the image instead of the pinned one",
+    "bind-rw": "bind-mounts a host path the device runs from, writable",
+    "bind-relative": "bind-mounts a path relative to the engine's working directory",
+    "volume-opt": "a volume whose driver options can mount any host path",
+    "unclear": "quotes or line breaks: engines disagree on how to read it",
+    "safe": "not an ordinary application setting (allow_run_args = safe)",
 }
 
 
@@ -188,7 +247,7 @@ class Violation:
 
     def __str__(self) -> str:
         return (
-            f"container {self.container!r} ({self.image}): {self.argument!r} "
+            f"container {self.container!r} ({self.image}): {self.argument[:200]!r} "
             f"is denied by rule {self.rule!r} ({self.reason})"
         )
 
@@ -196,18 +255,47 @@ class Violation:
 @dataclass(frozen=True)
 class Rule:
     text: str  # normalised, as shown in messages
-    option: str  # long option name, "bind", or a _SPECIAL name
-    value: Optional[str] = None  # normalised; for "bind", the host path
+    option: str  # long option name, "bind", "bind-rw", or a _SPECIAL name
+    value: Optional[str] = None  # normalised; for binds, the host path
+
+
+@dataclass(frozen=True)
+class Mount:
+    """A host path (or volume) a container would get, and the argument asking for it."""
+
+    kind: str  # bind, volume, tmpfs, ...
+    source: str  # host path for binds (as written); volume name; "" for none
+    readonly: bool
+    raw: str
+    driver_opts: Tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Access:
+    """What the run arguments give the container on the host (see describe())."""
+
+    privileged: bool
+    namespaces: Mapping[str, Tuple[str, ...]]  # option -> modes joined ("host", "ns:...")
+    cap_add: Tuple[str, ...]  # upper case, no CAP_ prefix
+    devices: Tuple[str, ...]  # host device paths
+    security_opts: Tuple[str, ...]
+    mounts: Tuple[Mount, ...]
+    unclear: Tuple[str, ...]  # arguments nobody can be sure how an engine reads
 
 
 @dataclass(frozen=True)
 class Policy:
     deny: Tuple[str, ...] = ()
+    allow: Optional[Tuple[str, ...]] = None  # None: no allow-list
     allowed_registries: Optional[Tuple[str, ...]] = None
+    guards_device: bool = False  # the preset or `safe`: also no bind of `protected` paths
     rules: Tuple[Rule, ...] = field(init=False, repr=False, compare=False)
+    allow_rules: Tuple[Rule, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(parse_rule(text) for text in self.deny))
+        extra = () if self.allow is None else tuple(parse_rule(t, ALLOW_KEY) for t in self.allow)
+        object.__setattr__(self, "allow_rules", extra)
         if self.allowed_registries is not None:
             object.__setattr__(
                 self,
@@ -217,86 +305,106 @@ class Policy:
 
     @property
     def active(self) -> bool:
-        return bool(self.rules) or self.allowed_registries is not None
-
-
-@dataclass(frozen=True)
-class _Use:
-    """One option as docker's flag parser would see it."""
-
-    option: str  # long name, aliases resolved
-    value: Optional[str]  # None: a boolean given without value (true) or a missing value
-    raw: str
-
-
-@dataclass(frozen=True)
-class _Bind:
-    source: str  # normalised absolute path, or the relative path as written
-    readonly: bool
-    raw: str
+        return bool(self.rules) or self.allow is not None or self.allowed_registries is not None
 
 
 def policy_from_settings(settings: Mapping[str, str]) -> Policy:
     """Build the policy from configuration values; other keys in `settings` are ignored."""
     deny: List[str] = []
-    for item in _split_list(settings.get(DENY_KEY, "")):
+    guards = False
+    for item in _split_list(settings.get(DENY_KEY, ""), DENY_KEY):
         if item.lower() == "none":
             continue
         preset = PRESETS.get(item.lower())
+        guards = guards or preset is not None
         deny.extend(preset if preset is not None else (item,))
+    allow: Optional[Tuple[str, ...]] = None
+    if ALLOW_KEY in settings:
+        items = _split_list(settings[ALLOW_KEY], ALLOW_KEY)
+        if not items or items[0].lower() != "safe":
+            raise ConfigError(
+                f"{ALLOW_KEY} must start with `safe` (then optional extra rules), "
+                f"got {settings[ALLOW_KEY]!r}"
+            )
+        allow = tuple(items[1:])
+        guards = True
     registries: Optional[Tuple[str, ...]] = None
     if REGISTRIES_KEY in settings:
-        hosts = _split_list(settings[REGISTRIES_KEY])
+        hosts = _split_list(settings[REGISTRIES_KEY], REGISTRIES_KEY)
         if not hosts:
             raise ConfigError(
                 f"{REGISTRIES_KEY} is empty: list registry hosts, or remove the key to allow any"
             )
         registries = tuple(hosts)
-    return Policy(deny=tuple(dict.fromkeys(deny)), allowed_registries=registries)
+    return Policy(
+        deny=tuple(dict.fromkeys(deny)),
+        allow=allow,
+        allowed_registries=registries,
+        guards_device=guards,
+    )
 
 
-def parse_rule(text: str) -> Rule:
-    """One `deny_run_args` rule; ConfigError names what is wrong with it."""
+def parse_rule(text: str, key: str = DENY_KEY) -> Rule:
+    """One rule; ConfigError names what is wrong with it."""
     rule = text.strip()
     if rule in _SPECIAL:
         return Rule(rule, rule)
-    if rule.startswith("bind="):
-        path = rule[len("bind=") :]
-        if not path.startswith("/"):
-            raise ConfigError(f"{DENY_KEY}: rule {text!r}: bind= needs an absolute path")
-        path = _normalise_path(path)
-        return Rule(f"bind={path}", "bind", path)
+    for kind in ("bind", "bind-rw"):
+        if rule.startswith(kind + "="):
+            path = rule[len(kind) + 1 :]
+            if not path.startswith("/"):
+                raise ConfigError(f"{key}: rule {text!r}: {kind}= needs an absolute path")
+            path = normalise_path(path)
+            return Rule(f"{kind}={path}", kind, path)
     if not rule.startswith("-"):
         raise ConfigError(
-            f"{DENY_KEY}: unknown rule {text!r} (expected --option[=value], bind=/path, "
-            f"{', '.join(_SPECIAL)} or a preset: {', '.join(PRESETS)})"
+            f"{key}: unknown rule {text!r} (expected --option[=value], bind=/path, "
+            f"bind-rw=/path, {', '.join(_SPECIAL)} or a preset: {', '.join(PRESETS)})"
         )
     name, value = _split_rule_option(rule)
     if name is None:
-        raise ConfigError(f"{DENY_KEY}: rule {text!r} does not name a docker run option")
+        raise ConfigError(f"{key}: rule {text!r} does not name a docker or podman run option")
     if name in ("volume", "mount") and value is not None and value.startswith("/"):
-        return parse_rule(f"bind={value}")
-    if name in BOOLEAN and value is not None:
-        if value not in _TRUE:
-            raise ConfigError(f"{DENY_KEY}: rule {text!r}: write just --{name} to deny it")
+        return parse_rule(f"bind={value}", key)
+    option = GRAMMARS[None].long[name]
+    if option.kind == "bool" and value is not None:
+        if value.lower() != "true":
+            raise ConfigError(f"{key}: rule {text!r}: write just --{name} to match it")
         value = None
     if value is not None:
         value = _normalise_value(name, value)
         if not value:
-            raise ConfigError(f"{DENY_KEY}: rule {text!r} has an empty value")
+            raise ConfigError(f"{key}: rule {text!r} has an empty value")
         return Rule(f"--{name}={value}", name, value)
     return Rule(f"--{name}", name)
 
 
-def check(planned: Sequence[PlannedContainer], policy: Policy) -> None:
-    """Raise PolicyError listing every violation; return quietly when all is allowed."""
-    violations = find_violations(planned, policy)
+def check(
+    planned: Sequence[PlannedContainer],
+    policy: Policy,
+    protected: Sequence[str] = (),
+    resolve: Callable[[str], str] = os.path.realpath,
+) -> None:
+    """Raise PolicyError listing every violation; return quietly when all is allowed.
+
+    `protected`: more host paths no bind may reach (the module's journal) under
+    the dangerous preset or `safe`."""
+    violations = find_violations(planned, policy, protected, resolve)
     if violations:
         raise PolicyError(violations)
 
 
-def find_violations(planned: Sequence[PlannedContainer], policy: Policy) -> List[Violation]:
+def find_violations(
+    planned: Sequence[PlannedContainer],
+    policy: Policy,
+    protected: Sequence[str] = (),
+    resolve: Callable[[str], str] = os.path.realpath,
+) -> List[Violation]:
     found: List[Violation] = []
+    rules = policy.rules
+    if policy.guards_device:
+        rules += tuple(Rule(f"bind={p}", "bind", normalise_path(p)) for p in protected)
+    judged: Dict[Tuple[str, ...], List[Tuple[str, str, str]]] = {}  # args -> (raw, rule, why)
     for item in planned:
         if policy.allowed_registries is not None:
             host = registry_host(item.image)
@@ -307,22 +415,86 @@ def find_violations(planned: Sequence[PlannedContainer], policy: Policy) -> List
                         f"registry {host!r} is not one of {', '.join(policy.allowed_registries)}",
                     )
                 )  # fmt: skip
-        uses, positionals = scan_args(item.args)
-        binds = _binds(uses)
-        positional_rule = any(rule.option == "positional" for rule in policy.rules)
-        if positionals and (positional_rule or policy.allowed_registries is not None):
-            rule_text = "positional" if positional_rule else REGISTRIES_KEY
-            found.append(
-                Violation(item.name, item.image, positionals[0], rule_text, _REASONS["positional"])
-            )
-        reported: Set[str] = set()  # one violation per argument: the first rule that hits it
-        for rule in policy.rules:
-            for raw in _matches(rule, uses, binds):
-                if raw not in reported:
-                    reported.add(raw)
-                    reason = _REASONS.get(rule.option, "denied by the device's policy")
-                    found.append(Violation(item.name, item.image, raw, rule.text, reason))
+        if item.args not in judged:  # 1000 containers often share their arguments
+            judged[item.args] = _judge(item.run, policy, rules, resolve)
+        for raw, rule, reason in judged[item.args]:
+            found.append(Violation(item.name, item.image, raw, rule, reason))
     return found
+
+
+def _judge(
+    run: RunArgs, policy: Policy, rules: Sequence[Rule], resolve: Callable[[str], str]
+) -> List[Tuple[str, str, str]]:
+    access = describe(run)
+    paths = _bind_paths(access, resolve)
+    out: List[Tuple[str, str, str]] = []
+    reported: Set[str] = set()  # one violation per argument: the first rule that hits it
+
+    def report(raw: str, rule: str, reason: str) -> None:
+        if raw not in reported:
+            reported.add(raw)
+            out.append((raw, rule, reason))
+
+    if rules or policy.allow is not None:
+        for raw in access.unclear:
+            report(raw, "unclear", _REASONS["unclear"])
+    for rule in rules:
+        for raw in _matches(rule, run.uses, access, paths):
+            reason = _REASONS.get(
+                "namespace" if rule.option in NAMESPACE_OPTIONS else rule.option,
+                "denied by the device's policy",
+            )
+            report(raw, rule.text, reason)
+    if policy.allow is not None:
+        allowed: Set[str] = set()
+        for rule in policy.allow_rules:
+            allowed.update(_matches(rule, run.uses, access, paths, within=True))
+        for use in run.uses:
+            if use.raw not in allowed and _safe_problem(use, access, paths):
+                report(use.raw, "safe", _REASONS["safe"])
+    return out
+
+
+def describe(run: RunArgs) -> Access:
+    """What the parsed arguments give the container on the host, read the way the
+    engine's CLI reads each value (docker/cli opts/*.go, podman's specgenutil)."""
+    namespaces: Dict[str, Tuple[str, ...]] = {}
+    caps: List[str] = []
+    devices: List[str] = []
+    security: List[str] = []
+    mounts: List[Mount] = []
+    unclear: List[str] = []
+    for use in run.uses:
+        option, value = use.option, use.value
+        if option in NAMESPACE_OPTIONS:
+            if option == "network" and _has_quotes_or_breaks(value):
+                unclear.append(use.raw)
+            modes = _namespace_modes(option, value)
+            # docker keeps the last --pid/--ipc...; podman's --network may join several
+            namespaces[option] = (
+                namespaces.get(option, ()) + modes if option == "network" else modes
+            )
+        elif option == "cap-add":
+            caps.extend(_normalise_value("cap-add", cap) for cap in value.split(",") if cap.strip())
+        elif option == "device":
+            devices.append(value.split(":", 1)[0])
+        elif option == "security-opt":
+            security.append(_normalise_value("security-opt", value))
+        elif option == "volume":
+            mounts.append(_volume_mount(use))
+        elif option == "mount":
+            if _has_quotes_or_breaks(value):
+                unclear.append(use.raw)
+            mounts.append(_mount_mount(use))
+    return Access(
+        privileged=run.is_set("privileged"),
+        namespaces=namespaces,
+        cap_add=tuple(caps),
+        devices=tuple(devices),
+        security_opts=tuple(security),
+        mounts=tuple(mounts),
+        unclear=tuple(unclear),
+    )
 
 
 def registry_host(image: str) -> str:
@@ -337,169 +509,188 @@ def registry_host(image: str) -> str:
     return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
 
 
-def scan_args(args: Sequence[str]) -> Tuple[List[_Use], List[str]]:
-    """Options and positional arguments of a `docker run` argv, as pflag parses them.
-
-    Unlike docker, scanning goes on after a positional argument: whatever
-    follows it is refused rather than trusted.
-    """
-    uses: List[_Use] = []
-    positionals: List[str] = []
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        if arg == "--":
-            positionals.extend(args[index + 1 :])
-            break
-        if arg.startswith("--"):
-            name, eq, value = arg[2:].partition("=")
-            option = ALIASES.get(name, name)
-            nxt = args[index + 1] if index + 1 < len(args) else None
-            if eq:
-                uses.append(_Use(option, value, arg))
-            elif option in BOOLEAN or nxt is None:
-                uses.append(_Use(option, None, arg))
-            elif option in VALUED or not nxt.startswith("-"):
-                uses.append(_Use(option, nxt, f"{arg} {nxt}"))
-                index += 1
-            else:  # unknown option followed by an option: docker refuses it anyway
-                uses.append(_Use(option, None, arg))
-        elif arg.startswith("-") and len(arg) > 1:
-            index += _scan_short_cluster(args, index, uses)
-        else:
-            positionals.append(arg)
-        index += 1
-    return uses, positionals
+def _has_quotes_or_breaks(value: str) -> bool:
+    return any(c in value for c in '"\n\r')
 
 
-def _scan_short_cluster(args: Sequence[str], index: int, uses: List[_Use]) -> int:
-    """Parse `-abc`, `-vVALUE`, `-v=VALUE`, `-v VALUE`; return how many extra args it took."""
-    arg = args[index]
-    pos = 1
-    while pos < len(arg):
-        option = SHORT.get(arg[pos])
-        if option is None:  # docker refuses an unknown shorthand
-            return 0
-        rest = arg[pos + 1 :]
-        if rest.startswith("=") and len(rest) > 1:
-            uses.append(_Use(option, rest[1:], arg))
-            return 0
-        if option in BOOLEAN:
-            uses.append(_Use(option, None, arg))
-            pos += 1
+def _namespace_modes(option: str, value: str) -> Tuple[str, ...]:
+    """The namespace modes a value asks for, lower case: docker's CSV form of
+    --network (`name=host,alias=x`, matched anywhere in the value as docker does),
+    podman's `mode:options`, and several networks in one value."""
+    text = value.strip().lower()
+    if option == "network" and _DOCKER_NETWORK_CSV_RE.search(text):
+        names = [
+            field.partition("=")[2].strip()
+            for field in text.split(",")
+            if field.partition("=")[0].strip() == "name"
+        ]
+        return tuple(names) or (text,)
+    if option == "network":
+        return tuple(part.strip() for part in text.split(",")) or (text,)
+    return (text,)
+
+
+def _is_shared_namespace(mode: str) -> bool:
+    mode = mode.strip().strip('"')
+    return mode == "host" or mode.startswith(("host:", "ns:", "container:"))
+
+
+def _volume_mount(use: Use) -> Mount:
+    """-v SRC:DST[:OPTS], -v DST (an anonymous volume)."""
+    parts = use.value.split(":")
+    if len(parts) < 2:
+        return Mount("volume", "", False, use.raw)
+    source = parts[0]
+    options = set(parts[2].split(",")) if len(parts) > 2 else set()
+    # z/Z relabel and podman's U chown change the host files, shared propagation
+    # lets the container's mounts appear on the host: all count as writes
+    writes = options & {"rw", "z", "Z", "U", "shared", "rshared"}
+    readonly = bool(options & {"ro", "O"}) and not writes
+    if source.startswith("/") or source.startswith(".") or "/" in source:
+        return Mount("bind", source, readonly, use.raw)
+    return Mount("volume", source, readonly, use.raw)
+
+
+def _mount_mount(use: Use) -> Mount:
+    """--mount type=bind,src=/x,dst=/y,ro (docker/cli opts/mount.go; podman alike)."""
+    kind = "volume"  # both engines' default type
+    source = ""
+    readonly = False
+    writes = False
+    driver_opts: List[str] = []
+    for item in use.value.strip().split(","):
+        key, eq, value = item.partition("=")
+        key, value = key.strip().lower(), value.strip()
+        truth = not eq or value.lower() in ("1", "true", "t")
+        if key == "type":
+            kind = value.lower()
+        elif key in ("source", "src"):
+            source = value
+        elif key in ("readonly", "ro"):
+            readonly = truth
+        elif key == "rw":
+            writes = writes or truth
+        elif key in ("relabel", "z", "u", "chown", "idmap") or (
+            key == "bind-propagation" and "shared" in value.lower()
+        ):
+            writes = True
+        elif key == "volume-opt":
+            driver_opts.append(value)
+    if kind == "glob":  # podman: every host path the pattern matches
+        source = re.split(r"[*?\[]", source, maxsplit=1)[0]
+        kind = "bind"
+    return Mount(kind, source, readonly and not writes, use.raw, tuple(driver_opts))
+
+
+def _bind_paths(access: Access, resolve: Callable[[str], str]) -> Dict[str, Tuple[str, ...]]:
+    """For each bind's raw argument, its host source as written (normalised) and as
+    the kernel resolves it here."""
+    out: Dict[str, Tuple[str, ...]] = {}
+    for mount in access.mounts:
+        if mount.kind != "bind" or not mount.source.startswith("/"):
             continue
-        if rest:
-            uses.append(_Use(option, rest, arg))
-            return 0
-        if index + 1 < len(args):
-            uses.append(_Use(option, args[index + 1], f"{arg} {args[index + 1]}"))
-            return 1
-        uses.append(_Use(option, None, arg))
-        return 0
-    return 0
+        written = normalise_path(mount.source)
+        try:
+            resolved = normalise_path(resolve(mount.source))
+        except (OSError, ValueError):
+            resolved = written
+        out[mount.raw] = out.get(mount.raw, ()) + tuple(dict.fromkeys((written, resolved)))
+    return out
 
 
-def _matches(rule: Rule, uses: Sequence[_Use], binds: Sequence[_Bind]) -> List[str]:
-    if rule.option == "bind":
+def _matches(
+    rule: Rule,
+    uses: Sequence[Use],
+    access: Access,
+    paths: Mapping[str, Tuple[str, ...]],
+    within: bool = False,
+) -> List[str]:
+    """The raw arguments `rule` hits; `within`: binds only at or inside the rule's
+    path (an allow rule must not let a bind of `/` through)."""
+    if rule.option in ("bind", "bind-rw"):
         assert rule.value is not None
-        return [b.raw for b in binds if b.source.startswith("/") and _bind_hits(rule.value, b)]
+        path = rule.value
+        return [
+            m.raw
+            for m in access.mounts
+            if m.raw in paths
+            and (rule.option == "bind" or not m.readonly)
+            and (
+                all(_path_within(path, source) for source in paths[m.raw])
+                if within
+                else any(_path_hits(path, source) for source in paths[m.raw])
+            )
+        ]
     if rule.option == "bind-relative":
-        return [b.raw for b in binds if not b.source.startswith("/")]
-    if rule.option == "positional":
-        return []  # handled with the registries, where the image is known
+        return [m.raw for m in access.mounts if m.kind == "bind" and not m.source.startswith("/")]
+    if rule.option == "volume-opt":
+        return [m.raw for m in access.mounts if m.driver_opts]
     hits: List[str] = []
     for use in uses:
-        if use.option != rule.option:
-            continue
-        if use.option in BOOLEAN and use.value in _FALSE:
+        if use.option != rule.option or use.value == _FALSE:
             continue
         if rule.value is None or _value_hits(rule, use.value):
             hits.append(use.raw)
     return hits
 
 
-def _value_hits(rule: Rule, value: Optional[str]) -> bool:
-    if value is None:
-        return False
+def _value_hits(rule: Rule, value: str) -> bool:
     if rule.option == "cap-add":
         return any(_normalise_value("cap-add", cap) == rule.value for cap in value.split(","))
     if rule.option == "security-opt" and rule.value == "unconfined":
-        normal = _normalise_value("security-opt", value)
-        return normal in _UNCONFINED or normal.startswith("unmask=")  # podman: unmask=ALL
+        key = _normalise_value("security-opt", value).split("=", 1)[0]
+        return key != "no-new-privileges"
     if rule.option in NAMESPACE_OPTIONS and rule.value == "host":
-        # podman also joins any namespace by path: --pid=ns:/proc/1/ns/pid
-        normal = _normalise_value(rule.option, value)
-        return normal == "host" or normal.startswith("ns:")
+        return any(_is_shared_namespace(mode) for mode in _namespace_modes(rule.option, value))
+    if rule.option == "log-opt":
+        return value.split("=", 1)[0].strip().lower() == rule.value
     return _normalise_value(rule.option, value) == rule.value
 
 
-def _bind_hits(path: str, bind: _Bind) -> bool:
-    source = bind.source
+def _path_hits(path: str, source: str) -> bool:
+    """Does a bind of `source` reach `path`: the same, inside it, or above it?"""
     if path == "/":
         return source == "/"
-    if source == path or source == "/":
+    if source == path or source == "/" or source.startswith(path + "/"):
         return True
-    # A directory holding the path exposes it even read-only; /var/run may be a
-    # real directory rather than the usual symlink to /run.
-    aliases = (path, "/var" + path) if path.startswith("/run/") else (path,)
-    if any(alias.startswith(source + "/") for alias in aliases):
-        return True
-    return source.startswith(path + "/") and not bind.readonly
+    # a directory above the path exposes it; /var/run may be a real directory
+    aliases = (path, "/var" + path) if path == "/run" or path.startswith("/run/") else (path,)
+    return any(alias.startswith(source + "/") for alias in aliases)
 
 
-def _binds(uses: Sequence[_Use]) -> List[_Bind]:
-    """Host paths mounted into the container by -v/--volume and --mount."""
-    binds: List[_Bind] = []
-    for use in uses:
-        if use.value is None:
-            continue
-        if use.option == "volume":
-            parts = use.value.split(":")
-            if len(parts) >= 2 and parts[0].startswith(("/", ".")):
-                mode = parts[2].split(",") if len(parts) > 2 else []
-                binds.append(_Bind(_normalise_source(parts[0]), "ro" in mode, use.raw))
-        elif use.option == "mount":
-            binds.extend(_mount_binds(use))
-    return binds
+def _path_within(path: str, source: str) -> bool:
+    return source == path or source.startswith(path.rstrip("/") + "/")
 
 
-def _mount_binds(use: _Use) -> List[_Bind]:
-    assert use.value is not None
-    try:
-        fields = next(csv.reader([use.value]), [])
-    except csv.Error:
-        fields = use.value.split(",")
-    kind = "volume"
-    source = ""
-    readonly = False
-    devices: List[str] = []
-    for item in fields:
-        key, eq, value = item.partition("=")
-        key = key.strip().lower()
-        if key == "type":
-            kind = value.strip().lower()
-        elif key in ("source", "src"):
-            source = value
-        elif key in ("readonly", "ro"):
-            readonly = not eq or value.strip() in _TRUE
-        elif key == "volume-opt":
-            opt, _, opt_value = value.partition("=")
-            if opt.strip().lower() == "device":
-                devices.append(opt_value)
-    candidates = [source] if kind == "bind" else []
-    candidates += devices  # local driver: volume-opt=o=bind,volume-opt=device=/PATH
-    return [
-        _Bind(_normalise_source(path), readonly, use.raw)
-        for path in candidates
-        if path.startswith(("/", "."))
-    ]
+def _safe_problem(use: Use, access: Access, paths: Mapping[str, Tuple[str, ...]]) -> bool:
+    """Is this use outside the `safe` allow-list?"""
+    option, value = use.option, use.value
+    if option not in SAFE:
+        return use.value != _FALSE or GRAMMARS[None].long[option].kind != "bool"
+    if option == "env":
+        return "=" not in value  # `-e NAME` copies the module's own environment
+    if option == "network":
+        return (
+            any(
+                not _NETWORK_NAME_RE.match(mode) or _is_shared_namespace(mode) or mode == "host"
+                for mode in _namespace_modes("network", value)
+            )
+            or _DOCKER_NETWORK_CSV_RE.search(value) is not None
+        )
+    if option in ("volume", "mount"):
+        mine = [m for m in access.mounts if m.raw == use.raw]
+        return any(
+            m.kind not in ("volume", "tmpfs") or m.driver_opts or "volume-driver" in value
+            for m in mine
+        )
+    if option == "log-driver":
+        return value.strip() not in SAFE_LOG_DRIVERS
+    if option == "log-opt":
+        return value.split("=", 1)[0].strip() not in SAFE_LOG_OPTS
+    return False
 
 
-def _normalise_source(path: str) -> str:
-    return _normalise_path(path) if path.startswith("/") else path
-
-
-def _normalise_path(path: str) -> str:
+def normalise_path(path: str) -> str:
     norm = re.sub(r"^/+", "/", posixpath.normpath(path))
     if norm == "/var/run" or norm.startswith("/var/run/"):
         norm = "/run" + norm[len("/var/run") :]
@@ -511,13 +702,15 @@ def _normalise_value(option: str, value: str) -> str:
     if option in NAMESPACE_OPTIONS:
         return value.lower()
     if option == "cap-add":
-        upper = value.upper()
+        upper = value.strip().upper()
         return upper[4:] if upper.startswith("CAP_") else upper
     if option == "security-opt":
         key, sep, rest = value.partition("=")
         if not sep:  # the old spelling: seccomp:unconfined, label:disable
             key, sep, rest = value.partition(":")
         return f"{key.lower()}={rest.lower()}" if sep else value.lower()
+    if option == "log-opt":
+        return value.lower()
     return value
 
 
@@ -530,14 +723,15 @@ def _split_rule_option(rule: str) -> Tuple[Optional[str], Optional[str]]:
         head, value = rule.split(None, 1)
     else:
         head = rule
-    name: Optional[str] = None
-    if head.startswith("--"):
-        name = ALIASES.get(head[2:], head[2:])
+    grammar = GRAMMARS[None]
+    option = None
+    if head.startswith("--") and _OPTION_RE.match(head[2:]):
+        option = grammar.lookup(head[2:])
     elif len(head) == 2:
-        name = SHORT.get(head[1])
-    if name is None or not _OPTION_RE.match(name):
+        option = grammar.short.get(head[1])
+    if option is None:
         return None, None
-    return name, None if value is None else value.strip()
+    return option.name, None if value is None else value.strip()
 
 
 def _normalise_registry(host: str) -> str:
@@ -549,5 +743,7 @@ def _normalise_registry(host: str) -> str:
     return host
 
 
-def _split_list(text: str) -> List[str]:
+def _split_list(text: str, key: str) -> List[str]:
+    if len(text) > MAX_RULES_TEXT:
+        raise ConfigError(f"{key}: more than {MAX_RULES_TEXT} characters")
     return [item.strip() for item in text.split(",") if item.strip()]

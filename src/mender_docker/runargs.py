@@ -1,0 +1,277 @@
+"""`docker run` / `podman run` arguments, parsed the way the engine's CLI parses them.
+
+Standard library only: it ships in the single-file device module. The grammar
+is spf13/pflag's, which both CLIs use (read from pflag's flag.go):
+
+    --name=value    --name value     a value option takes the next argument,
+                                     whatever it looks like (even "-d")
+    --flag          --flag=false     a bool; `--flag false` leaves "false" as
+                                     a positional argument
+    -abc            clustered short flags: bools, then at most one value
+                    option that takes the rest (`-dv/:/h`), `-v=x`, or the
+                    next argument (`-v x`)
+    --              ends the options; so does the first positional argument
+                    (both CLIs stop at the image name)
+
+Which options exist, their short letters and whether they take a value come
+from the table in `runopts.py`, per engine: an option the engine's CLI does not
+know is an error here too. `RunArgs.render()` writes every option back as one
+unambiguous `--name=value` argument, so the argv the module hands the engine
+means exactly what the policy checked (see module/policy.py).
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from mender_docker.runopts import ALIASES, OPTIONS
+
+ENGINES = ("docker", "podman")
+TRUE_WORDS = frozenset(("1", "t", "T", "true", "TRUE", "True"))  # Go's strconv.ParseBool
+FALSE_WORDS = frozenset(("0", "f", "F", "false", "FALSE", "False"))
+
+
+class RunArgsError(ValueError):
+    """The arguments would not parse, or name an option the engine does not have."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # the long name
+    short: str  # one letter, or ""
+    kind: str  # "bool", "value", or "optional" (a bare flag takes `default`)
+    default: str = ""
+
+
+@dataclass(frozen=True)
+class Grammar:
+    """The options of one engine's `run`/`create` (or of either, engine None)."""
+
+    engine: Optional[str]
+    long: Dict[str, Option]
+    short: Dict[str, Option]
+    aliases: Dict[str, str]
+
+    def lookup(self, name: str) -> Optional[Option]:
+        return self.long.get(self.aliases.get(name, name))
+
+
+def _grammar(engine: Optional[str]) -> Grammar:
+    letter = "" if engine is None else engine[0]
+    long: Dict[str, Option] = {}
+    short: Dict[str, Option] = {}
+    for name, shorthand, kind, engines, default in OPTIONS:
+        if letter and letter not in engines:
+            continue
+        option = Option(name, shorthand, kind, default)
+        # One engine's table has each name once; for "either engine" a value
+        # option wins over a bool (it swallows the next argument: the stricter reading).
+        if name not in long or (kind != "bool" and long[name].kind == "bool"):
+            long[name] = option
+        if shorthand:
+            short[shorthand] = long[name]
+    aliases = {
+        alias: target
+        for alias, (target, engines) in ALIASES.items()
+        if not letter or letter in engines
+    }
+    return Grammar(engine, long, short, aliases)
+
+
+GRAMMARS: Dict[Optional[str], Grammar] = {engine: _grammar(engine) for engine in (*ENGINES, None)}
+
+
+@dataclass(frozen=True)
+class Use:
+    """One option as the engine's CLI sees it."""
+
+    option: str  # long name, aliases resolved
+    value: str  # for bools "true" or "false"
+    written: Tuple[str, ...]  # the argument(s) it came from
+
+    @property
+    def raw(self) -> str:
+        return " ".join(self.written)
+
+    def render(self) -> str:
+        return f"--{self.option}={self.value}"
+
+
+@dataclass(frozen=True)
+class RunArgs:
+    """A parsed argument list: the options in order, then any positional arguments."""
+
+    uses: Tuple[Use, ...]
+    positionals: Tuple[str, ...] = ()
+    engine: Optional[str] = None
+
+    def values(self, option: str) -> List[str]:
+        return [use.value for use in self.uses if use.option == option]
+
+    def last(self, option: str) -> Optional[str]:
+        """The value the engine keeps for a single-valued option: the last one."""
+        found = self.values(option)
+        return found[-1] if found else None
+
+    def is_set(self, option: str) -> bool:
+        """A bool option that ends up true."""
+        return self.last(option) == "true"
+
+    def without(self, *options: str) -> RunArgs:
+        kept = tuple(use for use in self.uses if use.option not in options)
+        return RunArgs(kept, self.positionals, self.engine)
+
+    def __add__(self, other: RunArgs) -> RunArgs:
+        if self.positionals:  # the CLI stops at the first positional argument
+            return RunArgs(self.uses, self.positionals + other.written(), self.engine)
+        return RunArgs(self.uses + other.uses, other.positionals, self.engine)
+
+    def written(self) -> Tuple[str, ...]:
+        args = tuple(arg for use in self.uses for arg in use.written)
+        return args + (("--", *self.positionals) if self.positionals else ())
+
+    def render(self) -> List[str]:
+        """Every option as one `--name=value` argument: nothing can be read two ways."""
+        return [use.render() for use in self.uses]
+
+    def __str__(self) -> str:
+        return shlex.join(self.render() + list(self.positionals))
+
+
+def parse(args: Sequence[str], engine: Optional[str] = None) -> RunArgs:
+    """Parse `run` arguments (without the image) for `engine` ("docker", "podman",
+    or None for options known to either)."""
+    grammar = GRAMMARS[engine]
+    uses: List[Use] = []
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        index += 1
+        if len(arg) < 2 or arg[0] != "-":
+            return RunArgs(tuple(uses), tuple(args[index - 1 :]), engine)
+        if arg == "--":
+            return RunArgs(tuple(uses), tuple(args[index:]), engine)
+        if arg[1] == "-":
+            index += _parse_long(grammar, arg, args[index:], uses)
+        else:
+            index += _parse_short(grammar, arg, args[index:], uses)
+    return RunArgs(tuple(uses), (), engine)
+
+
+def parse_text(text: str, engine: Optional[str] = None) -> RunArgs:
+    return parse(shlex.split(text), engine)
+
+
+def _unknown(grammar: Grammar, what: str) -> RunArgsError:
+    engine = grammar.engine or "docker or podman"
+    return RunArgsError(f"unknown option {what}: `{engine} run` has no such option")
+
+
+def _parse_long(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use]) -> int:
+    """One `--name[=value]` argument; returns how many following arguments it took."""
+    body = arg[2:]
+    if body[:1] in ("-", "="):
+        raise RunArgsError(f"bad option syntax: {arg!r}")
+    name, eq, value = body.partition("=")
+    option = grammar.lookup(name)
+    if option is None:
+        raise _unknown(grammar, f"--{name}")
+    if eq:
+        uses.append(_use(option, value, (arg,)))
+        return 0
+    if option.kind != "value":
+        uses.append(_use(option, option.default or "true", (arg,)))
+        return 0
+    if not rest:
+        raise RunArgsError(f"option {arg} needs a value")
+    uses.append(_use(option, rest[0], (arg, rest[0])))
+    return 1
+
+
+def _parse_short(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use]) -> int:
+    """A cluster of short flags (`-dit`, `-v/x:/y`, `-v=x`, `-v x`), as pflag reads it."""
+    letters = arg[1:]
+    while letters:
+        option = grammar.short.get(letters[0])
+        if option is None:
+            raise _unknown(grammar, f"-{letters[0]} (in {arg!r})")
+        if len(letters) > 2 and letters[1] == "=":
+            uses.append(_use(option, letters[2:], (arg,)))
+            return 0
+        if option.kind != "value":
+            uses.append(_use(option, option.default or "true", (arg,)))
+            letters = letters[1:]
+            continue
+        if len(letters) > 1:
+            uses.append(_use(option, letters[1:], (arg,)))
+            return 0
+        if not rest:
+            raise RunArgsError(f"option -{letters} needs a value")
+        uses.append(_use(option, rest[0], (arg, rest[0])))
+        return 1
+    return 0
+
+
+def _use(option: Option, value: str, written: Tuple[str, ...]) -> Use:
+    if option.kind == "bool":
+        if value in TRUE_WORDS:
+            value = "true"
+        elif value in FALSE_WORDS:
+            value = "false"
+        else:
+            raise RunArgsError(f"--{option.name} takes true or false, not {value!r}")
+    return Use(option.name, value, written)
+
+
+def go_csv_record(text: str) -> List[str]:
+    """The first record of `text` as Go's encoding/csv reads it (the CSV forms of
+    --mount and --network): empty lines are skipped, a record ends at a newline
+    outside quotes, `"` opens a quoted field only at a field's start, `""` inside
+    one is a quote. Raises ValueError where Go's reader returns an error."""
+    text = text.replace("\r\n", "\n")
+    pos = 0
+    while text.startswith("\n", pos):  # Go skips empty lines
+        pos += 1
+    if pos >= len(text):
+        raise ValueError("empty CSV record")
+    fields: List[str] = []
+    while True:
+        if text.startswith('"', pos):
+            out: List[str] = []
+            pos += 1
+            while True:
+                end = text.find('"', pos)
+                if end < 0:
+                    raise ValueError('extraneous or missing " in quoted-field')
+                out.append(text[pos:end])
+                pos = end + 1
+                if text.startswith('"', pos):
+                    out.append('"')
+                    pos += 1
+                    continue
+                break
+            fields.append("".join(out))
+            if pos >= len(text) or text[pos] == "\n":
+                return fields
+            if text[pos] != ",":
+                raise ValueError('extraneous or missing " in quoted-field')
+            pos += 1
+            continue
+        stop = len(text)
+        for sep in (",", "\n"):
+            found = text.find(sep, pos)
+            if 0 <= found < stop:
+                stop = found
+        field = text[pos:stop]
+        if '"' in field:
+            raise ValueError('bare " in non-quoted-field')
+        fields.append(field)
+        if stop >= len(text) or text[stop] == "\n":
+            return fields
+        pos = stop + 1
+
+
+def options_of(engine: Optional[str]) -> Iterable[Option]:
+    return GRAMMARS[engine].long.values()
