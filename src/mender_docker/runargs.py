@@ -23,8 +23,8 @@ means exactly what the policy checked (see module/policy.py).
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mender_docker.runopts import ALIASES, OPTIONS
 
@@ -106,14 +106,22 @@ class RunArgs:
     uses: Tuple[Use, ...]
     positionals: Tuple[str, ...] = ()
     engine: Optional[str] = None
+    # what `+` joined, for work done once per shared part (the common run_args of
+    # 1000 containers); empty for a list parsed as one
+    parts: Tuple[RunArgs, ...] = field(default=(), compare=False, repr=False)
+
+    def leaves(self) -> Tuple[RunArgs, ...]:
+        return self.parts or (self,)
 
     def values(self, option: str) -> List[str]:
         return [use.value for use in self.uses if use.option == option]
 
     def last(self, option: str) -> Optional[str]:
         """The value the engine keeps for a single-valued option: the last one."""
-        found = self.values(option)
-        return found[-1] if found else None
+        for use in reversed(self.uses):
+            if use.option == option:
+                return use.value
+        return None
 
     def is_set(self, option: str) -> bool:
         """A bool option that ends up true."""
@@ -126,7 +134,8 @@ class RunArgs:
     def __add__(self, other: RunArgs) -> RunArgs:
         if self.positionals:  # the CLI stops at the first positional argument
             return RunArgs(self.uses, self.positionals + other.written(), self.engine)
-        return RunArgs(self.uses + other.uses, other.positionals, self.engine)
+        parts = self.leaves() + other.leaves()
+        return RunArgs(self.uses + other.uses, other.positionals, self.engine, parts)
 
     def written(self) -> Tuple[str, ...]:
         args = tuple(arg for use in self.uses for arg in use.written)
@@ -177,7 +186,7 @@ def _parse_long(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use]
     name, eq, value = body.partition("=")
     option = grammar.lookup(name)
     if option is None:
-        raise _unknown(grammar, f"--{name}")
+        raise _unknown(grammar, repr(f"--{name}"))
     if eq:
         uses.append(_use(option, value, (arg,)))
         return 0
@@ -185,7 +194,7 @@ def _parse_long(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use]
         uses.append(_use(option, option.default or "true", (arg,)))
         return 0
     if not rest:
-        raise RunArgsError(f"option {arg} needs a value")
+        raise RunArgsError(f"option {arg!r} needs a value")
     uses.append(_use(option, rest[0], (arg, rest[0])))
     return 1
 
@@ -196,7 +205,7 @@ def _parse_short(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use
     while letters:
         option = grammar.short.get(letters[0])
         if option is None:
-            raise _unknown(grammar, f"-{letters[0]} (in {arg!r})")
+            raise _unknown(grammar, f"{'-' + letters[0]!r} (in {arg!r})")
         if len(letters) > 2 and letters[1] == "=":
             uses.append(_use(option, letters[2:], (arg,)))
             return 0
@@ -208,7 +217,7 @@ def _parse_short(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use
             uses.append(_use(option, letters[1:], (arg,)))
             return 0
         if not rest:
-            raise RunArgsError(f"option -{letters} needs a value")
+            raise RunArgsError(f"option {'-' + letters!r} needs a value")
         uses.append(_use(option, rest[0], (arg, rest[0])))
         return 1
     return 0
@@ -223,55 +232,3 @@ def _use(option: Option, value: str, written: Tuple[str, ...]) -> Use:
         else:
             raise RunArgsError(f"--{option.name} takes true or false, not {value!r}")
     return Use(option.name, value, written)
-
-
-def go_csv_record(text: str) -> List[str]:
-    """The first record of `text` as Go's encoding/csv reads it (the CSV forms of
-    --mount and --network): empty lines are skipped, a record ends at a newline
-    outside quotes, `"` opens a quoted field only at a field's start, `""` inside
-    one is a quote. Raises ValueError where Go's reader returns an error."""
-    text = text.replace("\r\n", "\n")
-    pos = 0
-    while text.startswith("\n", pos):  # Go skips empty lines
-        pos += 1
-    if pos >= len(text):
-        raise ValueError("empty CSV record")
-    fields: List[str] = []
-    while True:
-        if text.startswith('"', pos):
-            out: List[str] = []
-            pos += 1
-            while True:
-                end = text.find('"', pos)
-                if end < 0:
-                    raise ValueError('extraneous or missing " in quoted-field')
-                out.append(text[pos:end])
-                pos = end + 1
-                if text.startswith('"', pos):
-                    out.append('"')
-                    pos += 1
-                    continue
-                break
-            fields.append("".join(out))
-            if pos >= len(text) or text[pos] == "\n":
-                return fields
-            if text[pos] != ",":
-                raise ValueError('extraneous or missing " in quoted-field')
-            pos += 1
-            continue
-        stop = len(text)
-        for sep in (",", "\n"):
-            found = text.find(sep, pos)
-            if 0 <= found < stop:
-                stop = found
-        field = text[pos:stop]
-        if '"' in field:
-            raise ValueError('bare " in non-quoted-field')
-        fields.append(field)
-        if stop >= len(text) or text[stop] == "\n":
-            return fields
-        pos = stop + 1
-
-
-def options_of(engine: Optional[str]) -> Iterable[Option]:
-    return GRAMMARS[engine].long.values()

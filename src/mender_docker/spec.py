@@ -31,6 +31,7 @@ ever sees them.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shlex
@@ -138,10 +139,14 @@ class DockerMetadata:
         `engine` ("docker", "podman") parses with that engine's options; None
         accepts an option either knows (the generator does not know the device's)."""
         common_text = split_args(self.run_args, "run_args")
-        try:  # parsed once for all containers (1000 containers, 100 KB of arguments)
-            common: Optional[RunArgs] = parse_run_args(common_text, engine, "run_args")
-        except MetadataError:
-            common = None  # it may need a value from the container's own arguments
+        try:  # parsed and checked once for all containers (1000 of them, 100 KB each)
+            common: Optional[_Part] = _Part.of(
+                parse_run_args(common_text, engine, "run_args"), "run_args", label_namespace, engine
+            )
+        except MetadataError as exc:
+            if "needs a value" not in str(exc):
+                raise
+            common = None  # its last option takes its value from the container's arguments
         planned: List[PlannedContainer] = []
         used: Dict[str, int] = {}
         for index, image in enumerate(self.containers):
@@ -149,23 +154,29 @@ class DockerMetadata:
             own: List[str] = []
             if self.container_args is not None:
                 own = split_args(self.container_args[index], f"container_args[{index}]")
-            if common is not None and not common.positionals:
-                run = common + parse_run_args(own, engine, where)
+            if common is not None:
+                part = common + _Part.of(
+                    parse_run_args(own, engine, where), where, label_namespace, engine
+                )
             else:
                 run = parse_run_args(common_text + own, engine, where)
-            refuse_always(run, where, label_namespace, engine)
-            name = run.last("name") or (self.names[index] if self.names else "")
+                part = _Part.of(run, where, label_namespace, engine)
+            if self.images_file is not None and part.pull not in (None, "missing", "never"):
+                raise MetadataError(
+                    f"{where}: --pull={part.pull} would fetch the image from a registry: "
+                    "the images of an offline artifact come with it"
+                )
+            name = part.name or (self.names[index] if self.names else "")
             if not name:
                 base = derive_name(image)
                 used[base] = used.get(base, 0) + 1
                 name = base if used[base] == 1 else f"{base}-{used[base]}"
-            run = run.without("name", "detach")  # the module names and detaches itself
             planned.append(
                 PlannedContainer(
                     image=image,
                     name=name,
-                    args=tuple(run.render()),
-                    run=run,
+                    args=part.args,
+                    run=part.run,
                     image_id=self.image_ids[index] if self.image_ids else None,
                     image_size=self.image_sizes[index] if self.image_sizes else None,
                 )
@@ -181,6 +192,31 @@ class DockerMetadata:
                 )
             seen[item.name] = item.image
         return planned
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Run arguments checked (refuse_always) and rendered, without --name and
+    --detach (the module names and detaches itself)."""
+
+    run: RunArgs
+    args: Tuple[str, ...]
+    name: Optional[str]
+    pull: Optional[str]
+
+    @classmethod
+    def of(cls, run: RunArgs, where: str, label_namespace: str, engine: Optional[str]) -> _Part:
+        refuse_always(run, where, label_namespace, engine)
+        clean = run.without("name", "detach")
+        return cls(clean, tuple(clean.render()), run.last("name"), run.last("pull"))
+
+    def __add__(self, other: _Part) -> _Part:
+        return _Part(
+            self.run + other.run,
+            self.args + other.args,
+            other.name or self.name,  # the engine keeps the last value
+            other.pull or self.pull,
+        )
 
 
 def parse_run_args(args: Sequence[str], engine: Optional[str], where: str) -> RunArgs:
@@ -274,6 +310,11 @@ def derive_name(image: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_.-]", "-", last) or "container"
 
 
+@functools.lru_cache(maxsize=2048)  # the generator and the module plan the same texts twice
+def _shlex_split(text: str) -> Tuple[str, ...]:
+    return tuple(shlex.split(text))
+
+
 def split_args(text: str, where: str) -> List[str]:
     # Either would make the engine call itself fail (subprocess cannot pass them).
     if "\x00" in text:
@@ -283,7 +324,7 @@ def split_args(text: str, where: str) -> List[str]:
     except UnicodeEncodeError:
         raise MetadataError(f"{where}: run arguments contain an unpaired surrogate") from None
     try:
-        return shlex.split(text)
+        return list(_shlex_split(text))
     except ValueError as exc:
         raise MetadataError(f"{where}: cannot split run arguments: {exc}") from None
 

@@ -111,7 +111,7 @@ CASES: List[Tuple[str, str, str]] = [
     (
         "--name without value",
         doc(run_args="--rm --name"),
-        "option --name needs a value",
+        "option '--name' needs a value",
     ),
     ("--name= empty", doc(run_args="--name="), "'--name' in run arguments needs a value"),
     # names and clashes
@@ -224,6 +224,36 @@ CASES: List[Tuple[str, str, str]] = [
         doc().replace('""}', '"", "stop_timeout": -Infinity}'),
         "'stop_timeout' must be a number of seconds from 0 to",
     ),
+    # issue 10 item 14: bounds on every number and string
+    (
+        "400-digit timeout",
+        doc().replace('""}', '"", "stop_timeout": ' + "9" * 400 + "}"),
+        "'stop_timeout' must be a number of seconds from 0 to 3600",
+    ),
+    ("timeout 3e6", doc(health_timeout=3e6), "'health_timeout' must be a number of seconds"),
+    ("image size 2**60", doc(image_sizes=[2**60]), "'image_sizes' entries must be from 0 to"),
+    (
+        "1001 containers",
+        doc(containers=[IMAGE] * 1001),
+        "'containers' lists 1001 images, at most 1000",
+    ),
+    ("run_args of 200 KB", doc(run_args="-e A=" + "x" * 200_000), "at most 131072"),
+    (
+        "container_args of 1.2 MB in all",
+        doc(containers=[IMAGE] * 10, container_args=["-e A=" + "x" * 120_000] * 10),
+        "more than 1048576 characters in all",
+    ),
+    ("unicode tag", doc(containers=[f"registry.example.com/app:١@{DIGEST}"]), "not pinned"),
+    # what no device runs (spec.refuse_always)
+    ("--rm", doc(run_args="--rm"), "'--rm' is never allowed"),
+    ("namespace label", doc(run_args="-l io.mender.docker.managed=0"), "are the module's own"),
+    ("positional", doc(run_args="-e A=1 busybox"), "positional argument 'busybox'"),
+    ("unknown option", doc(run_args="--bogus"), "unknown option '--bogus'"),
+    (
+        "offline --pull=always",
+        doc(run_args="--pull=always", images_file="images.tar", image_ids=[DIGEST]),
+        "would fetch the image from a registry",
+    ),
     # flatness: Mender meta-data allows no nested objects
     ("unknown key with an object", doc(extra={"a": 1}), "'extra': nested objects are not allowed"),
     (
@@ -242,6 +272,11 @@ CASES: List[Tuple[str, str, str]] = [
 def test_there_are_at_least_thirty_cases() -> None:
     assert len(CASES) >= 30
     assert len({case_id for case_id, _, _ in CASES}) == len(CASES)
+
+
+def test_unknown_keys_warn_at_most_ten_times() -> None:
+    meta = parse_metadata_json(doc(**{f"k{i}": i for i in range(50)}))
+    assert len(meta.warnings) == 11 and "and 40 more" in meta.warnings[-1]
 
 
 @pytest.mark.parametrize(("text", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

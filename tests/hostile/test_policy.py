@@ -210,8 +210,8 @@ ALWAYS_REFUSED = [
     ("busybox", "positional argument 'busybox'"),
     ("-- other/image", "positional argument 'other/image'"),
     ("--privileged=false evil", "positional argument 'evil'"),
-    ("--no-such-option", "unknown option --no-such-option"),
-    ("--rootfs", "unknown option --rootfs"),  # podman's, not docker's
+    ("--no-such-option", "unknown option '--no-such-option'"),
+    ("--rootfs", "unknown option '--rootfs'"),  # podman's, not docker's
     ("--privileged=yes", "takes true or false"),
 ]
 

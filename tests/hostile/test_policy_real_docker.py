@@ -10,6 +10,7 @@ misreads (too lax or too strict) fails here.
 from __future__ import annotations
 
 import json
+import os
 import posixpath
 import re
 import shlex
@@ -18,6 +19,7 @@ from typing import Any, Dict, Iterator, List
 
 import pytest
 
+from mender_docker.module.engine import Engine
 from mender_docker.module.policy import find_violations, policy_from_settings
 from mender_docker.runargs import GRAMMARS
 from tests.hostile.planning import planned
@@ -53,6 +55,18 @@ CASES = [
     ("--security-opt seccomp:unconfined", True),
     ("--security-opt label=disable", True),
     ("--security-opt apparmor=unconfined", True),
+    # issue 10: what docker itself makes of spellings the old scanner misread
+    ("--network name=host", True),
+    ("--net Name=HOST", True),
+    ("--mount 'type=bind,\"src=/\",dst=/h\nx'", True),  # Go's CSV reads the first line
+    (
+        "--mount type=volume,dst=/x,volume-opt=type=none,volume-opt=o=bind,volume-opt=device=etc",
+        True,
+    ),
+    ("-v /proc/self/root/run/docker.sock:/var/run/docker.sock:ro", True),
+    ("-v /proc/1/root:/h:ro", True),
+    ("-l -d -l --volume=/:/host", False),  # two labels: the module runs them as labels
+    ("--label --detach --label --pid=host", False),
     ("-e --privileged", False),
     ("--privileged=false", False),
     ("--label x=--net=host -l y=-v/:/h", False),
@@ -121,9 +135,18 @@ def host_access(info: Dict[str, Any]) -> List[str]:
             sources.append(options["device"])
     for source in sources:
         normal = "/" + posixpath.normpath(source).lstrip("/")
-        if normal in SENSITIVE_SOURCES:
+        try:
+            resolved = os.path.realpath(normal)  # what the kernel binds
+        except OSError:  # /proc/1/root: unreadable in a sandbox, the host's / for dockerd
+            resolved = "/"
+        if normal in SENSITIVE_SOURCES or resolved in SENSITIVE_SOURCES:
             found.append(f"bind {source}")
     return found
+
+
+def violations_expected_only_from_text(run_args: str) -> bool:
+    """The value-swallowing cases: docker reads the raw text as labels too."""
+    return run_args.startswith(("-l -d", "--label --detach"))
 
 
 @pytest.mark.parametrize(("run_args", "dangerous"), CASES, ids=[c[0] for c in CASES])
@@ -131,9 +154,15 @@ def test_policy_agrees_with_docker(
     image: str, baseline: List[str], created: List[str], run_args: str, dangerous: bool
 ) -> None:
     args = shlex.split(run_args)
+    (item,) = planned(args)
+    # docker's view of the arguments as written, and of the argv the module runs
     info = docker_create(image, args, created)
     docker_view = [item for item in host_access(info) if item not in baseline]
-    violations = find_violations(planned(args), POLICY)
+    module_info = docker_create(image, list(item.args), created)
+    assert [i for i in host_access(module_info) if i not in baseline] == (
+        [] if violations_expected_only_from_text(run_args) else docker_view
+    )
+    violations = find_violations([item], POLICY)
     assert bool(docker_view) == dangerous, f"docker resolved {run_args!r} to {docker_view}"
     assert bool(violations) == dangerous, [str(v) for v in violations]
 
@@ -172,3 +201,17 @@ def test_option_table_matches_the_installed_cli(engine: str) -> None:
         if short:
             assert grammar.short.get(short) == option, f"-{short} is --{name}"
     assert {short for short, _, _ in flags if short} == set(grammar.short)
+
+
+def test_the_module_labels_win_over_the_artifacts(image: str, created: List[str]) -> None:
+    # Labels in the module's namespace are refused in the meta-data; should one get
+    # through anyway, the module's own come last on the command line and win.
+    name = unique("hostile-labels")
+    created.append(name)
+    Engine().create(
+        name, image, ["--label=io.mender.docker.managed=0"], {"io.mender.docker.managed": "1"}
+    )
+    labels = json.loads(
+        run(["docker", "inspect", "--format", "{{json .Config.Labels}}", name]).stdout
+    )
+    assert labels["io.mender.docker.managed"] == "1"

@@ -31,10 +31,23 @@ def test_defaults_and_overrides() -> None:
         ("scope = some", "scope must be one of"),
         ("stop_timout = 3", "unknown key 'stop_timout'"),
         ("health_timeout = soon", "must be a number"),
-        ("health_window = -1", "must not be negative"),
+        ("health_window = -1", "must be from 0 to 86400 seconds"),
         ("keep_previous_images = maybe", "true or false"),
         ("pull_retries = 1.5", "whole number"),
         ("just words", "expected 'key = value'"),
+        # issue 10 item 14: every number and string is bounded
+        ("command_timeout = inf", "must be from 1 to 86400 seconds"),
+        ("command_timeout = nan", "must be from 1 to 86400 seconds"),
+        ("command_timeout = 0", "must be from 1 to 86400 seconds"),
+        ("stop_timeout = " + "9" * 400, "must be from 0 to 3600 seconds"),
+        ("stop_timeout = 3e6", "must be from 0 to 3600 seconds"),
+        ("health_timeout = 1e400", "must be from 0 to 86400 seconds"),
+        ("pull_retries = 101", "from 0 to 100"),
+        ("pull_retries = \u0665", "whole number"),  # an Arabic-Indic digit: isdigit() is True
+        ("label_namespace = a/b", "label_namespace must be"),
+        ("label_namespace = " + "a" * 101, "label_namespace must be"),
+        ("data_dir = relative/dir", "absolute path"),
+        ("deny_run_args = " + "x" * 70000, "longer than"),
     ],
 )
 def test_bad_values_name_the_line(text: str, message: str) -> None:

@@ -65,16 +65,16 @@ def test_the_first_positional_ends_the_options(text: str, positionals: List[str]
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("--no-such-option", "unknown option --no-such-option"),
-        ("-Z", "unknown option -Z"),
-        ("-dZ", "unknown option -Z"),
-        ("-t=", "unknown option -="),  # pflag reads `=` as the next short flag
+        ("--no-such-option", "unknown option '--no-such-option'"),
+        ("-Z", "unknown option '-Z'"),
+        ("-dZ", "unknown option '-Z'"),
+        ("-t=", "unknown option '-='"),  # pflag reads `=` as the next short flag
         ("--privileged=yes", "takes true or false"),
         ("--volume", "needs a value"),
         ("-v", "needs a value"),
         ("---x", "bad option syntax"),
         ("--=x", "bad option syntax"),
-        ("--rootfs /", "unknown option --rootfs"),  # podman only
+        ("--rootfs /", "unknown option '--rootfs'"),  # podman only
     ],
 )
 def test_refuses_what_the_cli_refuses(text: str, message: str) -> None:

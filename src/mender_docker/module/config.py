@@ -30,6 +30,7 @@ per artifact.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, fields, replace
 from typing import Dict, Mapping, Optional
 
@@ -85,7 +86,18 @@ class Config:
         return f"{self.label_namespace}.{key}"
 
 
-_NUMBERS = ("stop_timeout", "health_timeout", "health_window", "command_timeout")
+# Every number has bounds: an `inf` timeout or a 400-digit one would be accepted
+# here and break every engine call later.
+_NUMBERS = {
+    "stop_timeout": (0.0, 3600.0),
+    "health_timeout": (0.0, 86400.0),
+    "health_window": (0.0, 86400.0),
+    "command_timeout": (1.0, 86400.0),
+}
+MAX_PULL_RETRIES = 100
+MAX_VALUE = 64 * 1024  # characters of one value (the policy's rule lists are the long ones)
+MAX_FILE = 1024 * 1024
+_NAMESPACE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{0,99}$")
 
 
 def parse_config(text: str, where: str = "config") -> Config:
@@ -111,17 +123,23 @@ def parse_config(text: str, where: str = "config") -> Config:
 
 
 def _convert(key: str, value: str, where: str) -> object:
+    if len(value) > MAX_VALUE:
+        raise ConfigError(f"{where}: {key} is longer than {MAX_VALUE} characters")
     if key in _NUMBERS:
+        low, high = _NUMBERS[key]
         try:
             number = float(value)
         except ValueError:
             raise ConfigError(f"{where}: {key} must be a number of seconds: {value!r}") from None
-        if number < 0 or number != number:
-            raise ConfigError(f"{where}: {key} must not be negative")
+        if not low <= number <= high:  # also refuses nan and inf
+            raise ConfigError(f"{where}: {key} must be from {low:g} to {high:g} seconds")
         return number
     if key == "pull_retries":
-        if not value.isdigit():
-            raise ConfigError(f"{where}: pull_retries must be a whole number, got {value!r}")
+        if not value.isdigit() or not value.isascii() or int(value) > MAX_PULL_RETRIES:
+            raise ConfigError(
+                f"{where}: pull_retries must be a whole number from 0 to {MAX_PULL_RETRIES}, "
+                f"got {value!r}"
+            )
         return int(value)
     if key in ("keep_previous_images", "tty"):
         lowered = value.lower()
@@ -132,10 +150,15 @@ def _convert(key: str, value: str, where: str) -> object:
         raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
     if key == "scope" and value not in SCOPES:
         raise ConfigError(f"{where}: scope must be one of {', '.join(SCOPES)}, got {value!r}")
-    if key == "engine" and not value:
+    if key == "engine" and (not value or "\x00" in value):
         raise ConfigError(f"{where}: engine must name docker, podman or a path")
-    if key == "label_namespace" and (not value or any(c.isspace() or c == "=" for c in value)):
-        raise ConfigError(f"{where}: label_namespace must be a word without spaces or '='")
+    if key == "data_dir" and not value.startswith("/"):
+        raise ConfigError(f"{where}: data_dir must be an absolute path, got {value!r}")
+    if key == "label_namespace" and not _NAMESPACE_RE.match(value):
+        raise ConfigError(
+            f"{where}: label_namespace must be letters, digits, '.', '_' or '-' "
+            f"(at most 100), got {value!r}"
+        )
     return value
 
 
@@ -149,7 +172,9 @@ def load_config(path: Optional[str] = None) -> Config:
     chosen = path or config_path()
     try:
         with open(chosen, encoding="utf-8") as handle:
-            text = handle.read()
+            text = handle.read(MAX_FILE + 1)
+        if len(text) > MAX_FILE:
+            raise ConfigError(f"configuration file {chosen} is larger than {MAX_FILE} characters")
     except FileNotFoundError:
         if chosen == DEFAULT_PATH:
             return Config()

@@ -404,7 +404,9 @@ def find_violations(
     rules = policy.rules
     if policy.guards_device:
         rules += tuple(Rule(f"bind={p}", "bind", normalise_path(p)) for p in protected)
-    judged: Dict[Tuple[str, ...], List[Tuple[str, str, str]]] = {}  # args -> (raw, rule, why)
+    # (raw, rule, why) per parsed part: every rule judges one option at a time, so the
+    # run_args 1000 containers share are judged once
+    judged: Dict[int, Tuple[RunArgs, List[Tuple[str, str, str]]]] = {}
     for item in planned:
         if policy.allowed_registries is not None:
             host = registry_host(item.image)
@@ -415,10 +417,14 @@ def find_violations(
                         f"registry {host!r} is not one of {', '.join(policy.allowed_registries)}",
                     )
                 )  # fmt: skip
-        if item.args not in judged:  # 1000 containers often share their arguments
-            judged[item.args] = _judge(item.run, policy, rules, resolve)
-        for raw, rule, reason in judged[item.args]:
-            found.append(Violation(item.name, item.image, raw, rule, reason))
+        reported: Set[str] = set()
+        for part in item.run.leaves():
+            if id(part) not in judged:
+                judged[id(part)] = (part, _judge(part, policy, rules, resolve))
+            for raw, rule, reason in judged[id(part)][1]:
+                if raw not in reported:  # one violation per argument
+                    reported.add(raw)
+                    found.append(Violation(item.name, item.image, raw, rule, reason))
     return found
 
 
