@@ -196,8 +196,8 @@ class DockerMetadata:
 
 @dataclass(frozen=True)
 class _Part:
-    """Run arguments checked (refuse_always) and rendered, without --name and
-    --detach (the module names and detaches itself)."""
+    """Run arguments checked (refuse_always) and rendered, without --name, --detach
+    and the other RUN_ONLY_DROPPED (the module names and detaches itself)."""
 
     run: RunArgs
     args: Tuple[str, ...]
@@ -207,7 +207,7 @@ class _Part:
     @classmethod
     def of(cls, run: RunArgs, where: str, label_namespace: str, engine: Optional[str]) -> _Part:
         refuse_always(run, where, label_namespace, engine)
-        clean = run.without("name", "detach")
+        clean = run.without(*RUN_ONLY_DROPPED)
         return cls(clean, tuple(clean.render()), run.last("name"), run.last("pull"))
 
     def __add__(self, other: _Part) -> _Part:
@@ -235,7 +235,13 @@ ALWAYS_REFUSED = {
     "cidfile": "the next create fails while the file exists",
     "label-file": "labels the module cannot check (its own labels must stay its own)",
     "help": "prints help instead of creating a container",
+    # podman takes these in `run` only; the module creates, then starts
+    "passwd": "podman's `create` does not take it",
+    "preserve-fd": "podman's `create` does not take it",
+    "preserve-fds": "podman's `create` does not take it",
 }
+# Options of an attached `docker run` only: the module creates and starts detached.
+RUN_ONLY_DROPPED = ("name", "detach", "detach-keys", "sig-proxy")
 
 
 # podman takes its global options after `run` too: they change the engine (where

@@ -263,7 +263,7 @@ class Rule:
 class Mount:
     """A host path (or volume) a container would get, and the argument asking for it."""
 
-    kind: str  # bind, volume, tmpfs, ...
+    kind: str  # bind, volume, tmpfs, volumes-from (source: the other container), ...
     source: str  # host path for binds (as written); volume name; "" for none
     readonly: bool
     raw: str
@@ -275,9 +275,9 @@ class Access:
     """What the run arguments give the container on the host (see describe())."""
 
     privileged: bool
-    namespaces: Mapping[str, Tuple[str, ...]]  # option -> modes joined ("host", "ns:...")
+    namespaces: Mapping[str, Tuple[str, ...]]  # option -> modes as the engine keeps them
     cap_add: Tuple[str, ...]  # upper case, no CAP_ prefix
-    devices: Tuple[str, ...]  # host device paths
+    devices: Tuple[str, ...]  # host device paths (a directory: every device under it)
     security_opts: Tuple[str, ...]
     mounts: Tuple[Mount, ...]
     unclear: Tuple[str, ...]  # arguments nobody can be sure how an engine reads
@@ -492,6 +492,12 @@ def describe(run: RunArgs) -> Access:
             if _has_quotes_or_breaks(value):
                 unclear.append(use.raw)
             mounts.append(_mount_mount(use))
+        elif option == "volumes-from":  # every mount of another container
+            mounts.append(
+                Mount("volumes-from", value.split(":", 1)[0], value.endswith(":ro"), use.raw)
+            )
+        elif option == "use-api-socket" and value == "true":  # docker >= 28.1: binds it
+            mounts.append(Mount("bind", "/var/run/docker.sock", False, use.raw))
     return Access(
         privileged=run.is_set("privileged"),
         namespaces=namespaces,
@@ -523,8 +529,9 @@ def _namespace_modes(option: str, value: str) -> Tuple[str, ...]:
     """The namespace modes a value asks for, lower case: docker's CSV form of
     --network (`name=host,alias=x`, matched anywhere in the value as docker does),
     podman's `mode:options`, and several networks in one value."""
-    text = value.strip().lower()
+    text = value.strip()  # as the engine keeps it: `--ipc HOST` is no host mode to docker
     if option == "network" and _DOCKER_NETWORK_CSV_RE.search(text):
+        text = text.lower()  # docker lower-cases its CSV form
         names = [
             field.partition("=")[2].strip()
             for field in text.split(",")
@@ -537,7 +544,8 @@ def _namespace_modes(option: str, value: str) -> Tuple[str, ...]:
 
 
 def _is_shared_namespace(mode: str) -> bool:
-    mode = mode.strip().strip('"')
+    """Judged case-blind: stricter than either engine."""
+    mode = mode.strip().strip('"').lower()
     return mode == "host" or mode.startswith(("host:", "ns:", "container:"))
 
 
@@ -678,7 +686,7 @@ def _safe_problem(use: Use, access: Access, paths: Mapping[str, Tuple[str, ...]]
     if option == "network":
         return (
             any(
-                not _NETWORK_NAME_RE.match(mode) or _is_shared_namespace(mode) or mode == "host"
+                not _NETWORK_NAME_RE.match(mode) or _is_shared_namespace(mode)
                 for mode in _namespace_modes("network", value)
             )
             or _DOCKER_NETWORK_CSV_RE.search(value) is not None
