@@ -601,6 +601,17 @@ def ours_view(access: Access, engine: Engine) -> View:
     )
 
 
+def engine_binds(mounts: Sequence[Dict[str, Any]], engine: Engine) -> Tuple[Tuple[str, bool], ...]:
+    """(normalised host source, read-only) of the bind mounts `inspect` lists."""
+    return tuple(
+        sorted(
+            (norm_host_path(m["Source"], engine.cwd), not m["RW"])
+            for m in mounts
+            if m["Type"] == "bind"
+        )
+    )
+
+
 def docker_view(info: Dict[str, Any], engine: Engine) -> View:
     host = info["HostConfig"]
     namespaces = [(option, ns_class(host.get(INSPECT_MODE[option]) or "")) for option in NAMESPACES]
@@ -617,13 +628,7 @@ def docker_view(info: Dict[str, Any], engine: Engine) -> View:
         caps=caps,
         devices=tuple(sorted(d["PathOnHost"] for d in host.get("Devices") or [])),
         security=frozenset(security),
-        binds=tuple(
-            sorted(
-                (norm_host_path(m["Source"], engine.cwd), not m["RW"])
-                for m in mounts
-                if m["Type"] == "bind"
-            )
-        ),
+        binds=engine_binds(mounts, engine),
         kinds=counted([m["Type"] for m in mounts if m["Type"] in ("bind", "volume", "tmpfs")]),
         driver_opt_volumes=sum(
             1
@@ -663,13 +668,7 @@ def podman_view(info: Dict[str, Any], config: Dict[str, Any], engine: Engine) ->
         if privileged
         else tuple(sorted(d["PathOnHost"] for d in host.get("Devices") or [])),
         security=frozenset(security),
-        binds=tuple(
-            sorted(
-                (norm_host_path(m["Source"], engine.cwd), not m["RW"])
-                for m in mounts
-                if m["Type"] == "bind"
-            )
-        ),
+        binds=engine_binds(mounts, engine),
         kinds=counted([m["Type"] for m in mounts]),
         driver_opt_volumes=sum(
             1

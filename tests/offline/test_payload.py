@@ -13,14 +13,14 @@ import io
 import json
 import tarfile
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Sequence
 
 import pytest
 
-from mender_docker.module.offline import PayloadError, verified_chunks
 from mender_docker.offline import payload_file
 from mender_docker.registry.export import Blob, ExportedImage
 from mender_docker.spec import loaded_tag
+from tests.offline.checking import run_check
 
 REPO = "registry.example:5000/app"
 
@@ -49,17 +49,6 @@ def payload_bytes(images: Sequence[ExportedImage]) -> bytes:
 
 def expected(images: Sequence[ExportedImage]) -> Dict[str, str]:
     return {loaded_tag(i.pinned): i.image_id for i in images}
-
-
-def run_check(data: bytes, want: Dict[str, str], chunk: int = 700) -> Tuple[bytes, str]:
-    """Feed `data` through the checker; return what it forwarded and the error, if any."""
-    forwarded: List[bytes] = []
-    try:
-        for part in verified_chunks(io.BufferedReader(io.BytesIO(data), chunk), want):
-            forwarded.append(part)
-    except PayloadError as exc:
-        return b"".join(forwarded), str(exc)
-    return b"".join(forwarded), ""
 
 
 @pytest.fixture
@@ -129,9 +118,10 @@ def test_config_not_matching_its_name_is_refused(
 def rebuild(data: bytes, change: str) -> bytes:
     """Re-pack a payload with one structural change."""
     out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(data)) as src, tarfile.open(
-        fileobj=out, mode="w", format=tarfile.USTAR_FORMAT
-    ) as dst:
+    with (
+        tarfile.open(fileobj=io.BytesIO(data)) as src,
+        tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as dst,
+    ):
         members = [(m, src.extractfile(m).read()) for m in src.getmembers()]  # type: ignore[union-attr]
         if change == "manifest-last":
             members = members[1:] + members[:1]

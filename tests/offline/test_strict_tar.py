@@ -26,6 +26,7 @@ from mender_docker.module.offline import PayloadError, verified_chunks
 from mender_docker.offline import payload_file
 from mender_docker.registry.export import Blob, ExportedImage
 from mender_docker.spec import loaded_tag
+from tests.offline.checking import run_check
 from tests.realstack import unique
 
 BLOCK = 512
@@ -116,17 +117,6 @@ def prologue(image: Image) -> bytes:
     return member("manifest.json", image.manifest) + member(image.config_name, image.config)
 
 
-def check(data: bytes, want: Dict[str, str], chunk: int = 700) -> Tuple[bytes, str]:
-    """Feed `data` through the checker; what it forwarded and its error ("" if none)."""
-    forwarded: List[bytes] = []
-    try:
-        for part in verified_chunks(io.BufferedReader(io.BytesIO(data), chunk), want):
-            forwarded.append(part)
-    except PayloadError as exc:
-        return b"".join(forwarded), str(exc)
-    return b"".join(forwarded), ""
-
-
 def good_payload(image: Image) -> bytes:
     first, second = image.layers
     return (
@@ -201,7 +191,7 @@ def test_item9_python_tarfile_sees_one_manifest_where_go_sees_two() -> None:
 
 def test_item9_nul_wrapped_size_hiding_a_manifest_is_refused() -> None:
     crafted = hidden_manifest_tar(TAG, "hidden/image:tag")
-    forwarded, error = check(crafted.data, crafted.expected)
+    forwarded, error = run_check(crafted.data, crafted.expected)
     hider = small_image(TAG).layers[0]
     assert error == (
         f"payload member {hider!r} has a size field {NUL_WRAPPED_512!r} starting with "
@@ -213,7 +203,7 @@ def test_item9_nul_wrapped_size_hiding_a_manifest_is_refused() -> None:
 def test_item9_on_manifest_json_itself_is_refused() -> None:
     image = small_image()
     data = header("manifest.json", size=NUL_WRAPPED_512) + good_payload(image)
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     assert "'manifest.json' has a size field" in error
     assert "offset 0" in error
     assert forwarded == b""
@@ -268,7 +258,7 @@ def layer_header_payload(**fields: bytes) -> Tuple[bytes, Image, int]:
 )
 def test_non_canonical_header_is_refused(fields: Dict[str, bytes], problem: str) -> None:
     data, image, offset = layer_header_payload(**fields)
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     assert error.startswith(f"payload member {image.layers[0]!r} "), error
     assert error.endswith(f"(tar header at offset {offset})"), error
     assert "\n" not in error
@@ -282,7 +272,7 @@ def test_bytes_after_the_name_terminator_are_refused() -> None:
     start = prologue(image)
     name = first.encode() + b"\x00evil"  # Python and Go both stop at the NUL; still refused
     data = start + header("", 1, name=name) + padded(b"x") + ZEROS * 2
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     assert error == (
         f"payload member {first!r} has bytes after the NUL that ends its name field "
         f"(tar header at offset {len(start)})"
@@ -298,7 +288,7 @@ def test_bad_checksum_is_refused(how: str) -> None:
     value = 0o1234 if how == "wrong" else total + 1
     data, _, offset = layer_header_payload(chksum=b"%06o\x00 " % value)
     assert data[offset + 148 : offset + 156] == b"%06o\x00 " % value
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     assert f"has a bad checksum (field {value:o}, the header sums to {total:o})" in error
     assert forwarded == data[:offset]
 
@@ -322,7 +312,7 @@ def test_bad_checksum_is_refused(how: str) -> None:
 )
 def test_canonical_header_variants_pass(fields: Dict[str, bytes]) -> None:
     data, image, offset = layer_header_payload(**fields)
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     assert error == ""
     assert forwarded == data
     with tarfile.open(fileobj=io.BytesIO(data)) as archive:  # Python reads it the same way
@@ -374,7 +364,7 @@ def test_python_tarfile_payload_passes(fmt: int) -> None:
     image = small_image()
     data = python_tar(image, fmt)
     assert len(data) % tarfile.RECORDSIZE == 0  # zeros after the end-of-archive blocks
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     assert error == ""
     assert forwarded == data
 
@@ -392,7 +382,7 @@ def test_generator_payload_passes(tmp_path: Path) -> None:
     spec = payload_file([image])
     with spec.open() as stream:
         data = stream.read()
-    forwarded, error = check(data, {loaded_tag(pinned): image.image_id}, chunk=4096)
+    forwarded, error = run_check(data, {loaded_tag(pinned): image.image_id}, chunk=4096)
     assert error == ""
     assert forwarded == data
 
@@ -405,7 +395,7 @@ def test_garbage_after_end_of_archive_is_refused() -> None:
     image = small_image()
     good = good_payload(image)
     data = good + bytes(3000) + b"x" + bytes(100)
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     where = len(good) + 3000
     assert (
         error == f"payload has data after the end-of-archive (byte at offset {where} is not zero)"
@@ -417,7 +407,7 @@ def test_second_end_block_not_zero_is_refused() -> None:
     image = small_image()
     good = good_payload(image)
     data = good[: -2 * BLOCK] + ZEROS + member("manifest.json", image.manifest) + ZEROS * 2
-    forwarded, error = check(data, image.expected)
+    forwarded, error = run_check(data, image.expected)
     end = len(good) - 2 * BLOCK
     assert error == (
         f"payload tar has a single zero block at offset {end}, then data "
@@ -428,7 +418,7 @@ def test_second_end_block_not_zero_is_refused() -> None:
 
 def test_single_zero_block_at_the_end_is_refused() -> None:
     image = small_image()
-    _, error = check(good_payload(image)[:-BLOCK], image.expected)
+    _, error = run_check(good_payload(image)[:-BLOCK], image.expected)
     assert error == "payload is truncated (end-of-archive)"
 
 
@@ -531,6 +521,6 @@ def test_item9_docker_load_reads_the_hidden_manifest(docker_engine: None) -> Non
         docker("image", "rm", "-f", hidden_tag, honest_tag)
     assert docker("image", "inspect", hidden_tag).returncode != 0
 
-    forwarded, error = check(crafted.data, crafted.expected)
+    forwarded, error = run_check(crafted.data, crafted.expected)
     assert "has a size field b'\\x000000001000\\x00' starting with NUL or space" in error
     assert forwarded == crafted.data[: len(prologue(small_image(honest_tag)))]
