@@ -118,10 +118,9 @@ def test_config_not_matching_its_name_is_refused(
 def rebuild(data: bytes, change: str) -> bytes:
     """Re-pack a payload with one structural change."""
     out = io.BytesIO()
-    with (
-        tarfile.open(fileobj=io.BytesIO(data)) as src,
-        tarfile.open(fileobj=out, mode="w", format=tarfile.USTAR_FORMAT) as dst,
-    ):
+    with tarfile.open(fileobj=io.BytesIO(data)) as src, tarfile.open(
+        fileobj=out, mode="w", format=tarfile.USTAR_FORMAT
+    ) as dst:
         members = [(m, src.extractfile(m).read()) for m in src.getmembers()]  # type: ignore[union-attr]
         if change == "manifest-last":
             members = members[1:] + members[:1]
