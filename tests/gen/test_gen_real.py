@@ -54,7 +54,7 @@ def test_two_images_read_back_by_mender_artifact(pushed: PushedSet, tmp_path: Pa
                 "-t",
                 "dev-b",
                 "--run-args",
-                "-p 8080:80 --rm",
+                "-p 8080:80 --init",
                 "-o",
                 str(out),
                 pushed.ref("single"),
@@ -76,7 +76,7 @@ def test_two_images_read_back_by_mender_artifact(pushed: PushedSet, tmp_path: Pa
             f"{name}/single@{pushed.single.digest}",
             f"{name}/multi@{pushed.index_digest}",
         ],
-        "run_args": "-p 8080:80 --rm",
+        "run_args": "-p 8080:80 --init",
         "image_sizes": [pushed.single.image_size, pushed.children["linux/amd64"].image_size],
     }
     run(["mender-artifact", "validate", str(out)])
@@ -278,7 +278,7 @@ def test_same_artifact_as_the_original_generator(
     cases = [
         ["-n", "rel-9", "-t", "dev-a", "-t", "dev-b", "--run-args", "-p 8080:80 --restart=always"],
         ["-n", "rel-10", "-t", "dev", "--software-name", "web", "--software-version", "3.0"],
-        ["-n", "rel-11", "-t", "dev", "--run-args", "--rm"],
+        ["-n", "rel-11", "-t", "dev", "--run-args", "--init"],
     ]
     passthrough = [[], [], ["--", "-p", "extra:1", "-d", "needs:2", "-g", "grp", "-N", "rel-10"]]
     for index, (case, after) in enumerate(zip(cases, passthrough)):
@@ -403,12 +403,15 @@ def test_bad_auth_refused(basic_registry: Registry, tmp_path: Path) -> None:
         (["-n", "x", "-t", "d"], "no image given"),
         (["-n", "x", "-t", "d", "--frobnicate", "127.0.0.1:5000/a:1"], "--frobnicate"),
         (["-n", "x", "-t", "d", "--run-args", "-e 'open", "127.0.0.1:5000/a:1"], ""),
+        # what no device runs is refused already here (issue 10)
+        (["-n", "x", "-t", "d", "--run-args", "--rm", "127.0.0.1:5000/a:1"], "never allowed"),
+        (["-n", "x", "-t", "d", "--run-args", "--bogus", "127.0.0.1:5000/a:1"], "unknown option"),
     ],
 )
 def test_bad_arguments(args: List[str], expect: str, tmp_path: Path, pushed: PushedSet) -> None:
-    if expect == "":  # run_args that no shell-word splitter accepts: needs a real image
+    if expect == "" or args[-2].startswith("--"):  # refused after resolving: needs a real image
         args = [*args[:-1], pushed.ref("single")]
-        expect = "run_args: cannot split run arguments"
+        expect = expect or "run_args: cannot split run arguments"
     _fails(args, tmp_path, expect)
 
 
