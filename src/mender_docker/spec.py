@@ -53,9 +53,20 @@ PINNED_REF_RE = re.compile(
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
 ORIGINAL_KEYS = ("containers", "run_args")
-LIST_KEYS = ("names", "container_args", "image_ids", "image_sizes")
+LIST_KEYS = (
+    "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
+    "networks", "volumes",
+)  # fmt: skip
+PER_CONTAINER_KEYS = (
+    "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
+)  # fmt: skip
 NUMBER_KEYS = ("health_timeout", "health_window", "stop_timeout")
-STRING_KEYS = ("images_file",)
+STRING_KEYS = ("images_file", "project")
+CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
+PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # compose's project names
+SERVICE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
+ENGINE_OBJECT_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")  # network, volume names
+MAX_OBJECTS = 100
 KNOWN_KEYS = ORIGINAL_KEYS + LIST_KEYS + NUMBER_KEYS + STRING_KEYS
 DEFAULT_LABEL_NAMESPACE = "io.mender.docker"
 # Bounds: every value has one, so no input can exhaust the device or overflow.
@@ -77,6 +88,42 @@ class MetadataError(ValueError):
 
 
 @dataclass(frozen=True)
+class Dependency:
+    """A Compose `depends_on` entry: start `service` first and wait for `condition`."""
+
+    service: str
+    condition: str = "service_started"
+    restart: bool = False  # restart the dependent when `service` is replaced
+
+    def __str__(self) -> str:
+        return f"{self.service}:{self.condition}" + (":restart" if self.restart else "")
+
+
+def parse_dependencies(text: str, where: str) -> Tuple[Dependency, ...]:
+    """`db:service_healthy,cache:service_started:restart` (one meta-data entry)."""
+    found: List[Dependency] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        service, _, rest = item.partition(":")
+        condition, _, restart = rest.partition(":")
+        condition = condition or "service_started"
+        if (
+            not SERVICE_RE.fullmatch(service)
+            or condition not in CONDITIONS
+            or restart
+            not in (
+                "",
+                "restart",
+            )
+        ):
+            raise MetadataError(
+                f"{where}: dependency {item[:100]!r} is not SERVICE[:CONDITION[:restart]] "
+                f"with a condition of {', '.join(CONDITIONS)}"
+            )
+        found.append(Dependency(service, condition, restart == "restart"))
+    return tuple(found)
+
+
+@dataclass(frozen=True)
 class PlannedContainer:
     """One container the artifact asks for, with everything needed to run it."""
 
@@ -86,6 +133,9 @@ class PlannedContainer:
     run: RunArgs = field(compare=False)  # the same arguments, parsed (render() == args)
     image_id: Optional[str] = None
     image_size: Optional[int] = None
+    command: Tuple[str, ...] = ()  # after the image; () runs the image's own
+    service: Optional[str] = None  # the Compose service it runs
+    depends_on: Tuple[Dependency, ...] = ()
 
     @property
     def digest(self) -> str:
@@ -110,6 +160,14 @@ class DockerMetadata:
     health_window: Optional[float] = None
     stop_timeout: Optional[float] = None
     images_file: Optional[str] = None
+    # a Compose application (docs: README "Compose applications"): the project, one
+    # service per container, the networks and named volumes it needs
+    commands: Optional[Tuple[str, ...]] = None
+    project: Optional[str] = None
+    services: Optional[Tuple[str, ...]] = None
+    depends_on: Optional[Tuple[str, ...]] = None
+    networks: Optional[Tuple[str, ...]] = None
+    volumes: Optional[Tuple[str, ...]] = None
     warnings: Tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -123,8 +181,9 @@ class DockerMetadata:
             value = getattr(self, key)
             if value is not None:
                 out[key] = int(value) if float(value).is_integer() else value
-        if self.images_file is not None:
-            out["images_file"] = self.images_file
+        for key in STRING_KEYS:
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
 
     def to_json(self) -> str:
@@ -166,7 +225,10 @@ class DockerMetadata:
                     f"{where}: --pull={part.pull} would fetch the image from a registry: "
                     "the images of an offline artifact come with it"
                 )
+            service = self.services[index] if self.services else None
             name = part.name or (self.names[index] if self.names else "")
+            if not name and self.project and service:
+                name = f"{self.project}-{service}-1"  # as Compose names it
             if not name:
                 base = derive_name(image)
                 used[base] = used.get(base, 0) + 1
@@ -179,6 +241,15 @@ class DockerMetadata:
                     run=part.run,
                     image_id=self.image_ids[index] if self.image_ids else None,
                     image_size=self.image_sizes[index] if self.image_sizes else None,
+                    command=tuple(
+                        split_args(self.commands[index], f"commands[{index}]")
+                        if self.commands
+                        else ()
+                    ),
+                    service=service,
+                    depends_on=parse_dependencies(self.depends_on[index], f"depends_on[{index}]")
+                    if self.depends_on
+                    else (),
                 )
             )
         seen: Dict[str, str] = {}
@@ -380,6 +451,7 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         ):
             raise MetadataError(f"'{key}' must be a number of seconds from 0 to {MAX_SECONDS[key]}")
         numbers[key] = None if value is None else float(value)
+    compose = _compose_keys(raw, count)
     images_file = raw.get("images_file")
     if images_file is not None:
         if not isinstance(images_file, str) or not PAYLOAD_NAME_RE.fullmatch(images_file):
@@ -396,7 +468,7 @@ def parse_metadata(raw: Any) -> DockerMetadata:
     if len(warnings) > MAX_WARNINGS:
         more = f"and {len(warnings) - MAX_WARNINGS} more unknown meta-data keys ignored"
         warnings = warnings[:MAX_WARNINGS] + (more,)
-    texts = [run_args, *(container_args or ())]
+    texts = [run_args, *(container_args or ()), *(compose.get("commands") or ())]
     for text in texts:
         if len(text) > MAX_ARGS_TEXT:
             raise MetadataError(f"run arguments of {len(text)} characters, at most {MAX_ARGS_TEXT}")
@@ -414,9 +486,70 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         stop_timeout=numbers["stop_timeout"],
         images_file=images_file,
         warnings=warnings,
+        **compose,
     )
     meta.plan()  # names, quoting: fail now rather than during the install
     return meta
+
+
+def _compose_keys(raw: Dict[str, Any], count: int) -> Dict[str, Any]:
+    """The keys of a Compose application (and `commands`), checked; as tuples."""
+    out: Dict[str, Any] = {}
+    for key in ("commands", "services", "depends_on"):
+        value = _optional_list(raw, key, str, count)
+        out[key] = None if value is None else tuple(value)
+    for key in ("networks", "volumes"):
+        value = raw.get(key)
+        if value is None:
+            out[key] = None
+            continue
+        if not isinstance(value, list) or not all(
+            isinstance(v, str) and ENGINE_OBJECT_RE.fullmatch(v) for v in value
+        ):
+            raise MetadataError(f"'{key}' must be a list of {key[:-1]} names")
+        if len(value) > MAX_OBJECTS or len(set(value)) != len(value):
+            raise MetadataError(f"'{key}' must list at most {MAX_OBJECTS} names, each once")
+        out[key] = tuple(value)
+    project = raw.get("project")
+    if project is not None and (not isinstance(project, str) or not PROJECT_RE.fullmatch(project)):
+        raise MetadataError("'project' must be a Compose project name ([a-z0-9][a-z0-9_-]*)")
+    out["project"] = project
+    services = out["services"]
+    if (project is None) != (services is None):
+        raise MetadataError("'project' and 'services' go together (a Compose application)")
+    if services is not None:
+        bad = [name for name in services if not SERVICE_RE.fullmatch(name)]
+        if bad or len(set(services)) != len(services):
+            raise MetadataError(f"'services' must be distinct service names, got {bad or services}")
+    if out["depends_on"] is not None:
+        if services is None:
+            raise MetadataError("'depends_on' needs 'services'")
+        graph = {
+            service: [d.service for d in parse_dependencies(text, f"depends_on[{i}]")]
+            for i, (service, text) in enumerate(zip(services, out["depends_on"]))
+        }
+        for service, needs in graph.items():
+            for other in needs:
+                if other not in graph:
+                    raise MetadataError(f"service {service!r} depends on unknown service {other!r}")
+        start_order(graph)  # refuses a cycle
+    return out
+
+
+def start_order(graph: Dict[str, List[str]]) -> List[List[str]]:
+    """Services in waves: each wave depends only on earlier ones (Kahn's algorithm)."""
+    left = {service: set(needs) for service, needs in graph.items()}
+    waves: List[List[str]] = []
+    while left:
+        ready = sorted(service for service, needs in left.items() if not needs)
+        if not ready:
+            raise MetadataError(f"'depends_on' has a cycle among {', '.join(sorted(left))}")
+        waves.append(ready)
+        for service in ready:
+            del left[service]
+        for needs in left.values():
+            needs.difference_update(ready)
+    return waves
 
 
 def parse_metadata_json(text: str) -> DockerMetadata:

@@ -22,6 +22,10 @@ from mender_docker.module.errors import (
 
 MUTATING = {
     "pull",
+    "create",
+    "create_network",
+    "remove_network",
+    "create_volume",
     "create_and_start",
     "stop",
     "start",
@@ -41,7 +45,7 @@ class FakeImage:
     id: str
     refs: Set[str]  # repo@sha256:... references
     size: int = 1000
-    behaviour: str = "ok"  # ok | exits | unhealthy | healthy
+    behaviour: str = "ok"  # ok | exits | completes (exits 0) | unhealthy | healthy
 
 
 @dataclass
@@ -57,6 +61,8 @@ class FakeContainer:
     exit_code: int = 0
     health: Optional[str] = None
     started: int = 0
+    command: Tuple[str, ...] = ()
+    networks: Tuple[str, ...] = ()
 
 
 def digest_of(text: str) -> str:
@@ -69,6 +75,8 @@ class FakeEngine:
     containers: Dict[str, FakeContainer] = field(default_factory=dict)
     images: Dict[str, FakeImage] = field(default_factory=dict)
     registry: Dict[str, FakeImage] = field(default_factory=dict)  # ref -> what a pull gets
+    networks: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> labels
+    volumes: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> labels
     calls: List[Tuple[str, ...]] = field(default_factory=list)
     crash_at: Optional[int] = None
     daemon_down: bool = False
@@ -202,6 +210,7 @@ class FakeEngine:
                     started_at=str(c.started),
                     labels=dict(c.labels),
                     health_interval=1.0,
+                    networks=c.networks,
                 )
             )
         return out
@@ -220,21 +229,65 @@ class FakeEngine:
         have.refs |= src.refs
 
     def create(
-        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
+        self,
+        name: str,
+        image: str,
+        args: Sequence[str],
+        labels: Mapping[str, str],
+        command: Sequence[str] = (),
     ) -> str:
-        self._call("create", name, image, *args)
+        self._call("create", name, image, *args, *command)
         found = self._image(image)
         if found is None:
             raise NoSuchObjectError(["docker", "create"], 125, f"No such image: {image}")
         self._check_name(name)
         policy = "no"
-        if "--restart" in args:
-            policy = args[list(args).index("--restart") + 1]
+        networks = []
+        for arg in args:  # the module passes `--option=value` arguments only
+            option, _, value = arg.partition("=")
+            if option == "--restart":
+                policy = value
+            elif option == "--network":
+                if value not in self.networks:
+                    raise NoSuchObjectError(["docker"], 1, f"network {value} not found")
+                networks.append(value)
         container_id = self._new_id()
         self.containers[container_id] = FakeContainer(
-            container_id, name, image, found.id, tuple(args), dict(labels), policy, False
-        )
+            container_id, name, image, found.id, tuple(args), dict(labels), policy, False,
+            command=tuple(command), networks=tuple(networks),
+        )  # fmt: skip
         return container_id
+
+    def network_exists(self, name: str) -> bool:
+        self._call("network_exists", name)
+        return name in self.networks
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        self._call("create_network", name)
+        if name in self.networks:
+            raise EngineError(["docker"], 1, f"network with name {name} already exists")
+        self.networks[name] = dict(labels)
+
+    def remove_network(self, name: str) -> None:
+        self._call("remove_network", name)
+        if name not in self.networks:
+            raise NoSuchObjectError(["docker"], 1, f"network {name} not found")
+        if any(c.running and name in c.networks for c in self.containers.values()):
+            raise EngineError(["docker"], 1, f"network {name} has active endpoints")
+        del self.networks[name]
+
+    def list_networks(self, label: str) -> List[str]:
+        self._call("list_networks", label)
+        key, _, value = label.partition("=")
+        return [n for n, labels in self.networks.items() if labels.get(key) == value]
+
+    def volume_exists(self, name: str) -> bool:
+        self._call("volume_exists", name)
+        return name in self.volumes
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        self._call("create_volume", name)
+        self.volumes[name] = dict(labels)
 
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
@@ -255,6 +308,8 @@ class FakeEngine:
         behaviour = self._behaviour(container)
         if behaviour == "exits":
             container.running, container.exit_code = False, 1
+        elif behaviour == "completes":
+            container.running, container.exit_code = False, 0
         elif behaviour in ("unhealthy", "healthy"):
             # podman 4 without systemd: `starting` until someone runs the probe
             container.health = "starting" if self.podman4 else behaviour

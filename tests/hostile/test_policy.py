@@ -185,7 +185,6 @@ PODMAN_DENIED = [
     ("--log-opt path=/etc/passwd", "--log-opt=path"),
     ("--mount type=glob,src=/etc/*,dst=/g", "bind=/etc/shadow"),
     ("-v /etc:/e:ro,U", "bind=/etc/shadow"),
-    ("--preserve-fds 3", "--preserve-fds"),
     ("--authfile /root/auth.json", "--authfile"),
     ("--network ns:/proc/1/ns/net", "--network=host"),
 ]
@@ -226,7 +225,15 @@ def test_refused_on_every_device(run_args: str, fragment: str) -> None:
 
 @pytest.mark.parametrize(
     "run_args",
-    ["--rmi", "--replace", "--root /tmp/x", "--hooks-dir /tmp", "--storage-opt x=y", "--ns x"],
+    [
+        "--rmi",
+        "--replace",
+        "--root /tmp/x",
+        "--hooks-dir /tmp",
+        "--storage-opt x=y",
+        "--preserve-fds 3",
+        "--ns x",
+    ],
 )
 def test_podman_options_that_change_the_engine_are_refused(run_args: str) -> None:
     with pytest.raises(MetadataError, match="never allowed"):

@@ -68,6 +68,7 @@ class ContainerInfo:
     restart_count: int = 0  # restarts by the engine since the container was created
     labels: Mapping[str, str] = field(default_factory=dict)
     health_interval: float = DEFAULT_HEALTH_INTERVAL  # seconds between HEALTHCHECK probes
+    networks: Tuple[str, ...] = ()  # the networks it is (or will be, once started) on
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
         restart_count=int(data.get("RestartCount") or 0),
         labels=dict(config.get("Labels") or {}),
         health_interval=int(interval) / 1e9 if int(interval) > 0 else DEFAULT_HEALTH_INTERVAL,
+        networks=tuple(((data.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
     )
 
 
@@ -130,8 +132,19 @@ class ContainerEngine(Protocol):
     def start_import(self, tag: str) -> Feed: ...
     def imports_base_layers(self) -> bool: ...
     def create(
-        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
+        self,
+        name: str,
+        image: str,
+        args: Sequence[str],
+        labels: Mapping[str, str],
+        command: Sequence[str] = (),
     ) -> str: ...
+    def network_exists(self, name: str) -> bool: ...
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None: ...
+    def remove_network(self, name: str) -> None: ...
+    def list_networks(self, label: str) -> List[str]: ...
+    def volume_exists(self, name: str) -> bool: ...
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
     def stop(self, container_id: str, timeout: float) -> None: ...
     def start(self, container_id: str) -> None: ...
     def rename(self, container_id: str, new_name: str) -> None: ...
@@ -387,15 +400,58 @@ class Engine:
             raise EngineMissingError(command, exc.strerror or str(exc)) from None
         return Feed(command, proc, output, self.pull_timeout)
 
-    def create(self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]) -> str:
+    def create(
+        self,
+        name: str,
+        image: str,
+        args: Sequence[str],
+        labels: Mapping[str, str],
+        command: Sequence[str] = (),
+    ) -> str:
         """Create (not start) a container. `args` are `run` options, each one
         `--option=value` argument (spec.PlannedContainer.args); our labels come
-        after them, so they win over any the arguments set."""
-        command = ["create", f"--name={name}", *args]
+        after them, so they win over any the arguments set. dockerd before API
+        1.44 attaches a new container to one network only: the others are
+        connected before it starts, with the same aliases."""
+        networks = [a for a in args if a.startswith("--network=")]
+        later = [] if self.is_podman else networks[1:]
+        aliases = [a.split("=", 1)[1] for a in args if a.startswith("--network-alias=")]
+        command_line = ["create", f"--name={name}", *(a for a in args if a not in later)]
         for key, value in labels.items():
-            command.append(f"--label={key}={value}")
-        out = self.run([*command, image])
-        return out.strip().splitlines()[-1].strip()
+            command_line.append(f"--label={key}={value}")
+        out = self.run([*command_line, image, *command])
+        container_id = out.strip().splitlines()[-1].strip()
+        for network in later:
+            flags = [f"--alias={alias}" for alias in aliases]
+            self.run(["network", "connect", *flags, network.split("=", 1)[1], container_id])
+        return container_id
+
+    def network_exists(self, name: str) -> bool:
+        try:
+            self.run(["network", "inspect", name])
+        except NoSuchObjectError:
+            return False
+        return True
+
+    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+        self.run(["network", "create", *(f"--label={k}={v}" for k, v in labels.items()), name])
+
+    def remove_network(self, name: str) -> None:
+        self.run(["network", "rm", name])
+
+    def list_networks(self, label: str) -> List[str]:
+        out = self.run(["network", "ls", "--filter", f"label={label}", "--format", "{{.Name}}"])
+        return [line.strip() for line in out.splitlines() if line.strip()]
+
+    def volume_exists(self, name: str) -> bool:
+        try:
+            self.run(["volume", "inspect", name])
+        except NoSuchObjectError:
+            return False
+        return True
+
+    def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
+        self.run(["volume", "create", *(f"--label={k}={v}" for k, v in labels.items()), name])
 
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import List, Sequence
 
+from mender_docker.module.application import remove_unused_networks, stale_networks
 from mender_docker.module.context import Context
 from mender_docker.module.errors import DeploymentError, EngineError, NoSuchObjectError
 from mender_docker.module.journal import (
@@ -78,6 +79,7 @@ def cleanup_committed(ctx: Context, journal: Journal) -> None:
             continue
         log(f"removing replaced container {info.name} ({short(info.id)})")
         remove_container(ctx, info.id)
+    remove_unused_networks(ctx, stale_networks(ctx, deployment.networks))
     candidates = [ref for ref in journal.previous_images if ref not in deployment.images]
     if ctx.config.keep_previous_images:
         leftover = candidates
@@ -100,6 +102,7 @@ def cleanup_failed(ctx: Context, journal: Journal) -> None:
     for container_id in dict.fromkeys([*deployment.created, *labelled]):
         log(f"removing new container {short(container_id)}")
         remove_container(ctx, container_id)
+    remove_unused_networks(ctx, deployment.networks_created)
     pulled_only = [ref for ref in deployment.pulled if ref not in journal.previous_images]
     remove_unused_images(ctx, pulled_only)
     if deployment.phase != FAILED:

@@ -95,3 +95,21 @@ def fail(ctx: Context, info: ContainerInfo, why: str) -> None:
     for line in ctx.engine.logs_tail(info.id, LOG_LINES).splitlines()[-LOG_LINES:]:
         log(f"  {info.name} log: {line}")
     raise HealthCheckError(f"container {info.name} ({short(info.id)}) {why} ({state})")
+
+
+def wait_completed(ctx: Context, container_id: str, timeout: float) -> None:
+    """Wait for a one-shot container (a `service_completed_successfully`
+    dependency) to exit 0; HealthCheckError if it fails or outlives `timeout`."""
+    deadline = ctx.clock() + timeout
+    while True:
+        found = ctx.engine.inspect_containers([container_id])
+        if not found:
+            raise HealthCheckError(f"container {short(container_id)} has disappeared")
+        info = found[0]
+        if info.status in EXITED and info.status != "restarting":
+            if info.exit_code != 0:
+                fail(ctx, info, "did not complete successfully")
+            return
+        if ctx.clock() >= deadline:
+            fail(ctx, info, f"did not complete within {timeout:g} s")
+        ctx.sleep(POLL_SECONDS)

@@ -13,6 +13,11 @@ import json
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, List, Optional, Sequence
 
+from mender_docker.module.application import (
+    compose_labels,
+    ensure_networks_and_volumes,
+    start_in_order,
+)
 from mender_docker.module.context import Context
 from mender_docker.module.download import (
     UNFINISHED,
@@ -40,7 +45,10 @@ PREVIOUS_SUFFIX = "mender-prev"
 
 def config_hash(item: PlannedContainer) -> str:
     """Identifies what a container runs: same hash, nothing to redeploy."""
-    payload = json.dumps([item.name, item.image, list(item.args)], separators=(",", ":"))
+    fields = [item.name, item.image, list(item.args)]
+    if item.command:  # kept out when empty: the hash of earlier releases stays the same
+        fields.append(list(item.command))
+    payload = json.dumps(fields, separators=(",", ":"))
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -126,7 +134,9 @@ def install(ctx: Context) -> None:
     deployment.stopped = [c.id for c in to_stop]
     deployment.renamed = renames
     deployment.created = []
+    deployment.networks = list(meta.networks or ())
     ctx.store.save(journal)  # the previous state is safe: now change things
+    ensure_networks_and_volumes(ctx, meta, deployment, journal)
 
     for c in kept:
         log(f"keeping {c.name} ({short(c.id)}): unchanged")
@@ -136,6 +146,7 @@ def install(ctx: Context) -> None:
     for entry in renames:
         log(f"renaming {entry['from']} ({short(entry['id'])}) to {entry['to']}")
         ctx.engine.rename(entry["id"], entry["to"])
+    created: Dict[str, str] = {}  # name -> id
     for item in to_create:
         log(f"creating {item.name} from {item.image}")
         labels = {
@@ -144,18 +155,26 @@ def install(ctx: Context) -> None:
             ctx.label("deployment"): deployment.id,
             ctx.label("config-hash"): hashes[item.name],
             ctx.label("image"): item.image,  # the pinned reference, pulled or loaded
+            **compose_labels(meta, item),
         }
         args = run_arguments(item, ctx.config.tty, ctx.engine.lasting_restart_policy())
         image = engine_reference(meta, item)
-        container_id = ctx.engine.create(item.name, image, args, labels)
+        container_id = ctx.engine.create(item.name, image, args, labels, item.command)
         deployment.created.append(container_id)
+        created[item.name] = container_id
         ctx.store.save(journal)
     stop_all(ctx, to_stop, meta.stop_timeout)
-    start_all(ctx, deployment.created)
-
     timeout = ctx.config.health_timeout if meta.health_timeout is None else meta.health_timeout
     window = ctx.config.health_window if meta.health_window is None else meta.health_window
-    wait_healthy(ctx, deployment.created, timeout, window)
+    if meta.depends_on:
+        running = {**{c.name: c.id for c in kept}, **created}
+        gated = start_in_order(
+            ctx, plan, created, running, timeout, lambda ids: start_all(ctx, ids)
+        )
+    else:
+        start_all(ctx, deployment.created)
+        gated = deployment.created
+    wait_healthy(ctx, gated, timeout, window)
     deployment.phase = INSTALLED
     ctx.store.save(journal)
     log(f"installed {deployment.artifact}: {len(deployment.created)} started, {len(kept)} kept")

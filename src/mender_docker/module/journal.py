@@ -48,6 +48,8 @@ class Deployment:
     stopped: List[str] = field(default_factory=list)  # previous ids the install stops
     renamed: List[Dict[str, str]] = field(default_factory=list)  # id, from, to
     created: List[str] = field(default_factory=list)  # ids of new containers
+    networks: List[str] = field(default_factory=list)  # the networks the release uses
+    networks_created: List[str] = field(default_factory=list)  # made by this deployment
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> Deployment:

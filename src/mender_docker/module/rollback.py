@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Optional
 
+from mender_docker.module.application import remove_unused_networks
 from mender_docker.module.context import Context
 from mender_docker.module.errors import DaemonDownError, NoSuchObjectError, UnsupportedError
 from mender_docker.module.journal import (
@@ -106,6 +107,7 @@ def undo(ctx: Context, journal: Journal) -> None:
         if not info.running:
             log(f"starting previous container {info.name} ({short(info.id)})")
             engine.start(info.id)
+    remove_unused_networks(ctx, deployment.networks_created)
     deployment.phase = ROLLED_BACK
     ctx.store.save(journal)
     log(f"rolled back {deployment.artifact}")
