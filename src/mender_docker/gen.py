@@ -17,12 +17,15 @@ import os
 import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mender_docker.artifact import ArtifactSpec, load_private_key, write_artifact
+from mender_docker.compose.loader import load_project
+from mender_docker.compose.model import ComposeError
 from mender_docker.errors import GeneratorError, MenderDockerError
+from mender_docker.gen_compose import Application, application
 from mender_docker.offline import PAYLOAD_NAME, payload_file
 from mender_docker.registry.client import RegistryClient, ResolvedImage
 from mender_docker.registry.docker_resolver import resolve_with_docker
@@ -82,6 +85,10 @@ class GenOptions:
     stop_timeout: Optional[float] = None
     image_sizes: bool = True
     embed_images: bool = False  # offline artifact: the images travel in the payload
+    compose_file: Optional[str] = None  # the services of a Compose file instead of images
+    project_name: Optional[str] = None
+    profiles: List[str] = field(default_factory=list)
+    application: Optional[Application] = None  # read from compose_file by generate()
 
 
 @dataclass(frozen=True)
@@ -122,6 +129,24 @@ def check_options(options: GenOptions) -> None:
     check_output_path(options.output_path)
 
 
+def with_application(options: GenOptions) -> GenOptions:
+    """The options with the Compose file's services as the images to resolve."""
+    assert options.compose_file is not None
+    if options.images or options.names or options.container_args or options.run_args:
+        raise GeneratorError(
+            "--compose takes its images and settings from the Compose file: no IMAGE, "
+            "--name, --container-args or --run-args with it"
+        )
+    try:
+        project = load_project(options.compose_file, options.project_name, options.profiles)
+        app = application(project)
+    except ComposeError as exc:
+        raise GeneratorError(str(exc)) from None
+    if not app.images:
+        raise GeneratorError(f"{options.compose_file}: no service to deploy")
+    return replace(options, images=list(app.images), application=app)
+
+
 def check_output_path(path: str) -> None:
     target = Path(path)
     if not path or target.is_dir():
@@ -158,6 +183,7 @@ def build_metadata(
         sizes = tuple(image.uncompressed_size for image in embedded)
     names = list(options.names) + [""] * (count - len(options.names))
     extra = list(options.container_args) + [""] * (count - len(options.container_args))
+    app = options.application
     metadata = DockerMetadata(
         containers=tuple(image.pinned for image in images),
         run_args=options.run_args,
@@ -170,6 +196,17 @@ def build_metadata(
         stop_timeout=options.stop_timeout,
         images_file=PAYLOAD_NAME if embedded else None,
     )
+    if app is not None:
+        metadata = replace(
+            metadata,
+            container_args=app.container_args,
+            project=app.project,
+            services=app.services,
+            commands=app.commands if any(app.commands) else None,
+            depends_on=app.depends_on if any(app.depends_on) else None,
+            networks=app.networks or None,
+            volumes=app.volumes or None,
+        )
     return parse_metadata(metadata.to_dict())
 
 
@@ -266,6 +303,8 @@ def generate_offline(options: GenOptions, signer: Any) -> GenResult:
 
 def generate(options: GenOptions, resolver: Optional[Resolver] = None) -> GenResult:
     """Resolve every image, then write the artifact atomically to options.output_path."""
+    if options.compose_file is not None:
+        options = with_application(options)
     check_options(options)
     signer = load_signer(options.key) if options.key else None  # before any network
     if options.embed_images:

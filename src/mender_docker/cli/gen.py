@@ -172,6 +172,19 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         " Default compression then: none (registry layers are already gzip)",
     )
     ours.add_argument(
+        "--compose",
+        metavar="FILE",
+        help="a Compose file: one container per service, with its networks and volumes"
+        " (no IMAGE arguments then)",
+    )
+    ours.add_argument("--project-name", metavar="NAME", help="the Compose project's name")
+    ours.add_argument(
+        "--profile",
+        action="append",
+        metavar="PROFILE",
+        help="enable the Compose services of this profile (repeatable)",
+    )
+    ours.add_argument(
         "--no-image-sizes",
         action="store_true",
         help="do not write image_sizes (meta-data keys exactly as the original)",
@@ -258,6 +271,9 @@ def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
         stop_timeout=ns.stop_timeout,
         image_sizes=not ns.no_image_sizes,
         embed_images=bool(ns.embed_images),
+        compose_file=ns.compose,
+        project_name=ns.project_name,
+        profiles=list(ns.profile or []),
     )
 
 

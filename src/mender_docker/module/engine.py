@@ -28,6 +28,8 @@ _NOT_FOUND_MARKERS = (
     "no such container",
     "no such image",
     "no such object",
+    "no such volume",
+    "no such network",
     "not found",
     "no container with name or id",
     "image not known",

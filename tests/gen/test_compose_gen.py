@@ -1,0 +1,135 @@
+"""A Compose project as meta-data (gen_compose.py): each service's settings become run
+options the device parses and its policy judges like any other."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List
+
+import pytest
+
+from mender_docker.cli.gen import parse_options
+from mender_docker.compose.loader import load_project
+from mender_docker.compose.model import ComposeError
+from mender_docker.errors import GeneratorError
+from mender_docker.gen import with_application
+from mender_docker.gen_compose import Application, application
+from mender_docker.module.policy import find_violations, policy_from_settings
+from mender_docker.spec import DockerMetadata, parse_metadata
+
+DIGEST = "sha256:" + "ab" * 32
+
+
+def app_of(tmp_path: Path, text: str) -> Application:
+    path = tmp_path / "compose.yaml"
+    path.write_text(text)
+    return application(load_project(str(path), "shop", (), environ={}))
+
+
+def metadata(app: Application) -> DockerMetadata:
+    meta = DockerMetadata(
+        containers=tuple(f"{image}@{DIGEST}" for image in app.images),
+        container_args=app.container_args,
+        project=app.project,
+        services=app.services,
+        commands=app.commands,
+        depends_on=app.depends_on,
+        networks=app.networks or None,
+        volumes=app.volumes or None,
+    )
+    return parse_metadata(meta.to_dict())
+
+
+TWO = """
+services:
+  api:
+    image: registry.example.com/api
+    command: serve --port 80
+    environment: {MODE: prod}
+    volumes: [data:/data, ./conf:/conf:ro]
+    healthcheck: {test: [CMD, wget, -q, "http://localhost/"], interval: 1m30s, retries: 3}
+    networks: [back]
+  web:
+    image: registry.example.com/web
+    ports: ["127.0.0.1:8080:80"]
+    depends_on: {api: {condition: service_healthy, restart: true}}
+    networks:
+      back: {aliases: [front]}
+      default: {}
+    stop_grace_period: 20s
+    restart: unless-stopped
+volumes:
+  data: {}
+networks:
+  back: {}
+"""
+
+
+def test_services_become_containers_with_run_options(tmp_path: Path) -> None:
+    app = app_of(tmp_path, TWO)
+    meta = metadata(app)
+    api, web = meta.plan("docker")
+    assert (api.name, web.name) == ("shop-api-1", "shop-web-1")
+    assert api.command == ("serve", "--port", "80")
+    options: Dict[str, List[str]] = {}
+    for use in api.run.uses:
+        options.setdefault(use.option, []).append(use.value)
+    assert options["restart"] == ["no"]  # Compose's default, not the module's
+    assert options["env"] == ["MODE=prod"]
+    assert options["mount"] == ["type=volume,src=shop_data,dst=/data"]
+    assert options["volume"] == [f"{tmp_path}/conf:/conf:ro"]
+    assert options["network"] == ["shop_back"]
+    assert options["network-alias"] == ["api"]
+    assert options["health-cmd"] == ["wget -q http://localhost/"]
+    assert options["health-interval"] == ["90s"] and options["health-retries"] == ["3"]
+    assert options["tty"] == ["false"]
+    assert web.run.values("network") == ["shop_back", "shop_default"]
+    assert web.run.values("network-alias") == ["web", "front"]
+    assert web.run.values("publish") == ["127.0.0.1:8080:80/tcp"]
+    assert web.run.values("stop-timeout") == ["20"]
+    assert [str(d) for d in web.depends_on] == ["api:service_healthy:restart"]
+    assert meta.networks == ("shop_back", "shop_default")
+    assert meta.volumes == ("shop_data",)
+
+
+def test_the_policy_judges_a_compose_file_like_run_arguments(tmp_path: Path) -> None:
+    app = app_of(
+        tmp_path,
+        """
+services:
+  bad:
+    image: registry.example.com/bad
+    privileged: true
+    network_mode: host
+    volumes: ["/:/host"]
+""",
+    )
+    plan = metadata(app).plan("docker")
+    found = find_violations(plan, policy_from_settings({"deny_run_args": "dangerous"}))
+    assert sorted(v.rule for v in found) == ["--network=host", "--privileged", "bind=/"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("services: {a: {image: x, networks: [n]}}\nnetworks: {n: {driver: overlay}}", "bridge"),
+        ('services: {a: {image: x, volumes: ["d1:/v"]}}\nvolumes: {d1: {driver: nfs}}', "local"),
+        ("services: {a: {image: x, environment: [UNSET_HERE]}}", "has no value"),
+        ("services: {a: {image: x, platform: linux/arm64}}", "--platform"),
+    ],
+)
+def test_what_the_device_cannot_do_is_refused(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ComposeError, match=message):
+        app_of(tmp_path, text)
+
+
+def test_compose_takes_no_images_or_run_arguments(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text("services: {a: {image: registry.example.com/a}}\n")
+    compose = ["--compose", str(tmp_path / "compose.yaml")]
+    for extra in (["registry.example.com/b"], ["--run-args", "-e A=1"], ["--name", "x"]):
+        options = parse_options(["-n", "x", "-t", "d", *compose, *extra])
+        with pytest.raises(GeneratorError, match="--compose takes its images"):
+            with_application(options)
+    options = with_application(parse_options(["-n", "x", "-t", "d", *compose]))
+    assert options.images == ["registry.example.com/a"]
+    assert options.application is not None and options.application.services == ("a",)

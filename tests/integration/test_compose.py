@@ -1,0 +1,177 @@
+"""A Compose application through the real Mender client, our module and dockerd.
+
+Two services: `api` (keeps a log in a named volume, healthy when it serves) and
+`web` (published on a host port, healthy only when it reaches `api` by its
+service name over the project's network, started once `api` is healthy).
+Updating only `api` leaves `web` untouched; changing `web` recreates it with the
+volume's data intact; a broken release rolls back to the previous one.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+from tests.integration.conftest import Deployer, http_get
+from tests.podman.fixtures import stack_params
+from tests.realstack import DEVICE_TYPE, DOCKER_STACKS, ImageFactory, free_port, run, unique
+
+pytestmark = [
+    pytest.mark.real,
+    pytest.mark.parametrize("stack", stack_params(DOCKER_STACKS), indirect=True),
+]
+
+# `$$`: Compose would interpolate `$VERSION` itself, on the workstation
+API_START = (
+    'echo "started $$VERSION" >> /data/log; trap "exit 0" TERM; httpd -f -p 8080 -h /www & wait'
+)
+
+
+@pytest.fixture
+def images(image_factory: ImageFactory) -> Iterator[Dict[str, str]]:
+    repo = unique("it/compose")
+    refs = {
+        "api-v1": image_factory.http_service(f"{repo}-api", "v1"),
+        "api-v2": image_factory.http_service(f"{repo}-api", "v2"),
+        "web-v1": image_factory.http_service(f"{repo}-web", "v1"),
+    }
+    image_factory.cleanup()  # the device must pull them
+    yield refs
+
+
+@pytest.fixture
+def project() -> Iterator[str]:
+    name = unique("shop").replace(".", "-").lower()
+    yield name
+    label = f"label=com.docker.compose.project={name}"
+    left = run(["docker", "ps", "-aq", "--filter", label]).stdout.split()
+    if left:  # before the deployer fixture removes them: a network in use cannot go
+        run(["docker", "rm", "-f", *left], check=False)
+    for kind in ("network", "volume"):
+        found = run(
+            ["docker", kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={name}"]
+        )
+        if found.stdout.split():
+            run(["docker", kind, "rm", *found.stdout.split()], check=False)
+
+
+def compose_file(
+    folder: Path,
+    name: str,
+    api: str,
+    web: str,
+    port: int,
+    api_version: str,
+    web_env: str = "1",
+    api_health: str = "wget -q -O- http://localhost:8080/",
+) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(
+        f"""
+services:
+  api:
+    image: {api}
+    command: ["sh", "-c", {API_START!r}]
+    environment:
+      VERSION: "{api_version}"
+    volumes:
+      - data:/data
+    healthcheck:
+      test: {api_health}
+      interval: 1s
+      retries: 3
+  web:
+    image: {web}
+    environment:
+      WEB_SETTING: "{web_env}"
+    ports:
+      - "127.0.0.1:{port}:8080"
+    depends_on:
+      api:
+        condition: service_healthy
+    healthcheck:
+      test: wget -q -O- http://api:8080/
+      interval: 1s
+      retries: 3
+volumes:
+  data:
+"""
+    )
+    return path
+
+
+def artifact(deployer: Deployer, project: str, path: Path) -> Path:
+    out = deployer.work / f"{path.stem}.mender"
+    run(
+        ["docker-artifact-gen", "-n", path.stem, "-t", DEVICE_TYPE, "-o", str(out),
+         "--compose", str(path), "--project-name", project]
+    )  # fmt: skip
+    return out
+
+
+def ids(deployer: Deployer) -> Dict[str, str]:
+    return {c["name"]: c["id"] for c in deployer.ours()}
+
+
+def api_log(project: str) -> List[str]:
+    out = run(["docker", "exec", f"{project}-api-1", "cat", "/data/log"]).stdout
+    return out.splitlines()
+
+
+def test_two_services_update_one_change_the_other_and_roll_back(
+    deployer: Deployer, images: Dict[str, str], project: str
+) -> None:
+    port = free_port()
+    work = deployer.work
+    v1 = artifact(
+        deployer,
+        project,
+        compose_file(work, "shop-v1", images["api-v1"], images["web-v1"], port, "v1"),
+    )
+    deployer.deploy(v1)
+    first = ids(deployer)
+    assert set(first) == {f"{project}-api-1", f"{project}-web-1"}
+    assert http_get(port) is not None  # web serves, and its health check reached api by name
+    web = deployer.inspect(f"{project}-web-1")
+    assert web["Config"]["Labels"]["com.docker.compose.project"] == project
+    assert web["Config"]["Labels"]["com.docker.compose.service"] == "web"
+    assert f"{project}_default" in web["NetworkSettings"]["Networks"]
+    assert api_log(project) == ["started v1"]
+
+    # only api changes: web keeps running untouched
+    v2 = artifact(
+        deployer,
+        project,
+        compose_file(work, "shop-v2", images["api-v2"], images["web-v1"], port, "v2"),
+    )
+    deployer.deploy(v2)
+    second = ids(deployer)
+    assert second[f"{project}-web-1"] == first[f"{project}-web-1"]
+    assert second[f"{project}-api-1"] != first[f"{project}-api-1"]
+    assert api_log(project) == ["started v1", "started v2"]  # the volume stayed
+
+    # web changes: recreated; api unchanged; the data is still there
+    v3 = artifact(
+        deployer, project,
+        compose_file(work, "shop-v3", images["api-v2"], images["web-v1"], port, "v2", web_env="2"),
+    )  # fmt: skip
+    deployer.deploy(v3)
+    third = ids(deployer)
+    assert third[f"{project}-api-1"] == second[f"{project}-api-1"]
+    assert third[f"{project}-web-1"] != second[f"{project}-web-1"]
+
+    # a broken api: the install fails its gate and rolls back to v3, volume intact
+    v4 = artifact(
+        deployer, project,
+        compose_file(work, "shop-v4", images["api-v1"], images["web-v1"], port, "broken",
+                     web_env="3", api_health="exit 1"),
+    )  # fmt: skip
+    proc = deployer.install(v4)
+    assert proc.returncode != 0
+    assert ids(deployer) == third
+    assert deployer.device.show_artifact() == "shop-v3"
+    # the same volume: v4's api wrote to it before it failed, then v3's started again
+    assert api_log(project) == ["started v1", "started v2", "started broken", "started v2"]
+    assert http_get(port) is not None
