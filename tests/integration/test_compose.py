@@ -16,7 +16,15 @@ import pytest
 
 from tests.integration.conftest import Deployer, http_get
 from tests.podman.fixtures import stack_params
-from tests.realstack import DEVICE_TYPE, DOCKER_STACKS, ImageFactory, free_port, run, unique
+from tests.realstack import (
+    DEVICE_TYPE,
+    DOCKER_STACKS,
+    ImageFactory,
+    Registry,
+    free_port,
+    run,
+    unique,
+)
 
 pytestmark = [
     pytest.mark.real,
@@ -102,11 +110,11 @@ volumes:
     return path
 
 
-def artifact(deployer: Deployer, project: str, path: Path) -> Path:
+def artifact(deployer: Deployer, project: str, path: Path, *extra: str) -> Path:
     out = deployer.work / f"{path.stem}.mender"
     run(
         ["docker-artifact-gen", "-n", path.stem, "-t", DEVICE_TYPE, "-o", str(out),
-         "--compose", str(path), "--project-name", project]
+         "--compose", str(path), "--project-name", project, *extra]
     )  # fmt: skip
     return out
 
@@ -138,6 +146,9 @@ def test_two_services_update_one_change_the_other_and_roll_back(
     assert web["Config"]["Labels"]["com.docker.compose.project"] == project
     assert web["Config"]["Labels"]["com.docker.compose.service"] == "web"
     assert f"{project}_default" in web["NetworkSettings"]["Networks"]
+    # the compose tool, where installed, sees the project as its own
+    listed = run(["docker", "compose", "-p", project, "ps", "--format", "{{.Service}}"]).stdout
+    assert sorted(listed.split()) == ["api", "web"]
     assert api_log(project) == ["started v1"]
 
     # only api changes: web keeps running untouched
@@ -175,3 +186,19 @@ def test_two_services_update_one_change_the_other_and_roll_back(
     # the same volume: v4's api wrote to it before it failed, then v3's started again
     assert api_log(project) == ["started v1", "started v2", "started broken", "started v2"]
     assert http_get(port) is not None
+
+
+def test_an_offline_compose_release_installs_with_the_registry_stopped(
+    deployer: Deployer, images: Dict[str, str], project: str, registry: Registry
+) -> None:
+    port = free_port()
+    path = compose_file(deployer.work, "shop-off", images["api-v1"], images["web-v1"], port, "v1")
+    offline = artifact(deployer, project, path, "--embed-images")
+    registry.stop()
+    try:
+        deployer.deploy(offline)
+    finally:
+        registry.start()
+    assert set(ids(deployer)) == {f"{project}-api-1", f"{project}-web-1"}
+    assert http_get(port) is not None
+    assert api_log(project) == ["started v1"]

@@ -26,8 +26,11 @@ from mender_docker.spec import DockerMetadata, PlannedContainer, start_order
 COMPOSE = "com.docker.compose"
 
 
-def compose_labels(meta: DockerMetadata, item: PlannedContainer) -> Dict[str, str]:
-    """The labels `docker compose` finds a project's containers by."""
+def compose_labels(
+    meta: DockerMetadata, item: PlannedContainer, config_hash: str
+) -> Dict[str, str]:
+    """The labels `docker compose` finds a project's containers by (it lists only
+    containers with a config-hash label)."""
     if meta.project is None or item.service is None:
         return {}
     return {
@@ -35,6 +38,7 @@ def compose_labels(meta: DockerMetadata, item: PlannedContainer) -> Dict[str, st
         f"{COMPOSE}.service": item.service,
         f"{COMPOSE}.container-number": "1",
         f"{COMPOSE}.oneoff": "False",
+        f"{COMPOSE}.config-hash": config_hash,
     }
 
 

@@ -429,11 +429,7 @@ class Engine:
         return container_id
 
     def network_exists(self, name: str) -> bool:
-        try:
-            self.run(["network", "inspect", name])
-        except NoSuchObjectError:
-            return False
-        return True
+        return self._exists("network", name)
 
     def create_network(self, name: str, labels: Mapping[str, str]) -> None:
         self.run(["network", "create", *(f"--label={k}={v}" for k, v in labels.items()), name])
@@ -446,14 +442,17 @@ class Engine:
         return [line.strip() for line in out.splitlines() if line.strip()]
 
     def volume_exists(self, name: str) -> bool:
-        try:
-            self.run(["volume", "inspect", name])
-        except NoSuchObjectError:
-            return False
-        return True
+        return self._exists("volume", name)
 
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self.run(["volume", "create", *(f"--label={k}={v}" for k, v in labels.items()), name])
+
+    def _exists(self, kind: str, name: str) -> bool:
+        try:
+            self.run([kind, "inspect", name])
+        except NoSuchObjectError:
+            return False
+        return True
 
     def create_and_start(
         self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]

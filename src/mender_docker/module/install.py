@@ -155,7 +155,7 @@ def install(ctx: Context) -> None:
             ctx.label("deployment"): deployment.id,
             ctx.label("config-hash"): hashes[item.name],
             ctx.label("image"): item.image,  # the pinned reference, pulled or loaded
-            **compose_labels(meta, item),
+            **compose_labels(meta, item, hashes[item.name]),
         }
         args = run_arguments(item, ctx.config.tty, ctx.engine.lasting_restart_policy())
         image = engine_reference(meta, item)
