@@ -346,4 +346,11 @@ def summary(result: GenResult) -> str:
             lines.append(f"    {exported.image_id}  ({exported.uncompressed_size} bytes unpacked)")
     if result.metadata.run_args:
         lines.append(f"  Run args: {result.metadata.run_args}")
+    meta = result.metadata
+    if meta.project is not None and meta.services is not None:
+        lines.append(f"  Compose project {meta.project}: services {', '.join(meta.services)}")
+        if meta.networks:
+            lines.append(f"    networks: {', '.join(meta.networks)}")
+        if meta.volumes:
+            lines.append(f"    volumes (never removed): {', '.join(meta.volumes)}")
     return "\n".join(lines)
