@@ -17,8 +17,9 @@ import pytest
 from tests.integration.conftest import Deployer, http_get
 from tests.podman.fixtures import stack_params
 from tests.realstack import (
+    ALL_STACKS,
     DEVICE_TYPE,
-    DOCKER_STACKS,
+    EngineCli,
     ImageFactory,
     Registry,
     free_port,
@@ -28,7 +29,7 @@ from tests.realstack import (
 
 pytestmark = [
     pytest.mark.real,
-    pytest.mark.parametrize("stack", stack_params(DOCKER_STACKS), indirect=True),
+    pytest.mark.parametrize("stack", stack_params(ALL_STACKS), indirect=True),
 ]
 
 # `$$`: Compose would interpolate `$VERSION` itself, on the workstation
@@ -50,19 +51,16 @@ def images(image_factory: ImageFactory) -> Iterator[Dict[str, str]]:
 
 
 @pytest.fixture
-def project() -> Iterator[str]:
+def project(engine_cli: EngineCli) -> Iterator[str]:
     name = unique("shop").replace(".", "-").lower()
     yield name
     label = f"label=com.docker.compose.project={name}"
-    left = run(["docker", "ps", "-aq", "--filter", label]).stdout.split()
-    if left:  # before the deployer fixture removes them: a network in use cannot go
-        run(["docker", "rm", "-f", *left], check=False)
+    # before the deployer fixture removes them: a network in use cannot go
+    engine_cli.remove_containers(*engine_cli.run("ps", "-aq", "--filter", label).stdout.split())
     for kind in ("network", "volume"):
-        found = run(
-            ["docker", kind, "ls", "-q", "--filter", f"label=com.docker.compose.project={name}"]
-        )
-        if found.stdout.split():
-            run(["docker", kind, "rm", *found.stdout.split()], check=False)
+        found = engine_cli.run(kind, "ls", "-q", "--filter", label).stdout.split()
+        if found:
+            engine_cli.run(kind, "rm", *found, check=False)
 
 
 def compose_file(
@@ -123,9 +121,8 @@ def ids(deployer: Deployer) -> Dict[str, str]:
     return {c["name"]: c["id"] for c in deployer.ours()}
 
 
-def api_log(project: str) -> List[str]:
-    out = run(["docker", "exec", f"{project}-api-1", "cat", "/data/log"]).stdout
-    return out.splitlines()
+def api_log(deployer: Deployer, project: str) -> List[str]:
+    return deployer.engine.run("exec", f"{project}-api-1", "cat", "/data/log").stdout.splitlines()
 
 
 def test_two_services_update_one_change_the_other_and_roll_back(
@@ -146,10 +143,10 @@ def test_two_services_update_one_change_the_other_and_roll_back(
     assert web["Config"]["Labels"]["com.docker.compose.project"] == project
     assert web["Config"]["Labels"]["com.docker.compose.service"] == "web"
     assert f"{project}_default" in web["NetworkSettings"]["Networks"]
-    # the compose tool, where installed, sees the project as its own
-    listed = run(["docker", "compose", "-p", project, "ps", "--format", "{{.Service}}"]).stdout
-    assert sorted(listed.split()) == ["api", "web"]
-    assert api_log(project) == ["started v1"]
+    if not deployer.engine.is_podman:  # the compose tool sees the project as its own
+        listed = run(["docker", "compose", "-p", project, "ps", "--format", "{{.Service}}"])
+        assert sorted(listed.stdout.split()) == ["api", "web"]
+    assert api_log(deployer, project) == ["started v1"]
 
     # only api changes: web keeps running untouched
     v2 = artifact(
@@ -161,7 +158,7 @@ def test_two_services_update_one_change_the_other_and_roll_back(
     second = ids(deployer)
     assert second[f"{project}-web-1"] == first[f"{project}-web-1"]
     assert second[f"{project}-api-1"] != first[f"{project}-api-1"]
-    assert api_log(project) == ["started v1", "started v2"]  # the volume stayed
+    assert api_log(deployer, project) == ["started v1", "started v2"]  # the volume stayed
 
     # web changes: recreated; api unchanged; the data is still there
     v3 = artifact(
@@ -184,7 +181,12 @@ def test_two_services_update_one_change_the_other_and_roll_back(
     assert ids(deployer) == third
     assert deployer.device.show_artifact() == "shop-v3"
     # the same volume: v4's api wrote to it before it failed, then v3's started again
-    assert api_log(project) == ["started v1", "started v2", "started broken", "started v2"]
+    assert api_log(deployer, project) == [
+        "started v1",
+        "started v2",
+        "started broken",
+        "started v2",
+    ]
     assert http_get(port) is not None
 
 
@@ -201,4 +203,4 @@ def test_an_offline_compose_release_installs_with_the_registry_stopped(
         registry.start()
     assert set(ids(deployer)) == {f"{project}-api-1", f"{project}-web-1"}
     assert http_get(port) is not None
-    assert api_log(project) == ["started v1"]
+    assert api_log(deployer, project) == ["started v1"]
