@@ -72,8 +72,9 @@ from bench.harness import (  # noqa: E402
     ratio,
     table,
 )
+from bench.many_containers_bench import free_ports  # noqa: E402
 from bench.offline_bench import DiskSampler, docker_root, used_bytes  # noqa: E402
-from tests.realstack import DEVICE_TYPE, free_port, run, unique  # noqa: E402
+from tests.realstack import DEVICE_TYPE, run, unique  # noqa: E402
 
 SERVICES = ("s1", "s2", "s3")
 CHANGED = "s2"
@@ -136,15 +137,6 @@ def build_app(lab: Lab, name: str, random_mb: int) -> App:
     lab.factory.cleanup()  # the build tags; the pinned references stay until drop_local
     lab.drop_local([ref for release in RELEASES for ref in refs[release].values()])
     return App(refs, bodies, ids, dict(zip(SERVICES, ports)))
-
-
-def free_ports(count: int) -> List[int]:
-    ports: List[int] = []
-    while len(ports) < count:
-        port = free_port()
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 # --------------------------------------------------------------------------- engine views
