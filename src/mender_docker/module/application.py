@@ -14,7 +14,7 @@ are a user's data: created when missing, never removed.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Callable, Dict, List, Mapping, Sequence
 
 from mender_docker.module.context import Context
 from mender_docker.module.errors import EngineError, NoSuchObjectError
@@ -110,13 +110,12 @@ def start_in_order(
     must watch: all created but the one-shot services others wait to complete."""
     by_service = {item.service: item for item in plan if item.service is not None}
     graph = {service: [d.service for d in item.depends_on] for service, item in by_service.items()}
-    one_shots = {
-        d.service
+    one_shots = {  # names of the services others wait to complete
+        by_service[d.service].name
         for item in plan
         for d in item.depends_on
         if d.condition == "service_completed_successfully"
     }
-    replaced = {by_service[s].name for s in by_service if by_service[s].name in created}
     for wave in start_order(graph):
         for service in wave:
             item = by_service[service]
@@ -127,15 +126,11 @@ def start_in_order(
             item = by_service[service]
             if item.name in created:
                 continue
-            if any(d.restart and by_service[d.service].name in replaced for d in item.depends_on):
+            if any(d.restart and by_service[d.service].name in created for d in item.depends_on):
                 log(f"restarting {item.name}: a service it depends on was replaced")
                 ctx.engine.stop(running[item.name], ctx.config.stop_timeout)
                 ctx.engine.start(running[item.name])
-    return [cid for name, cid in created.items() if _service_of(plan, name) not in one_shots]
-
-
-def _service_of(plan: Sequence[PlannedContainer], name: str) -> Optional[str]:
-    return next((item.service for item in plan if item.name == name), None)
+    return [cid for name, cid in created.items() if name not in one_shots]
 
 
 def _wait_for(
