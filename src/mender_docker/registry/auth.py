@@ -2,11 +2,26 @@
 
 Supported: anonymous access, `Basic` challenges, and the `Bearer` token flow
 (GET the realm with service and scope, with Basic credentials if we have
-some; the answer carries `token` or `access_token`). Credentials come from the
-Docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`),
-`auths.<host>.auth` = base64("user:password"). Credential helpers
-(`credsStore`, `credHelpers`) are not run: such registries are tried
-anonymously, and a refusal says so.
+some; the answer carries `token` or `access_token`).
+
+Credentials are found as docker (cli/config/configfile) finds them, in the
+Docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`)
+under the registry's key: `host[:port]`, or `https://index.docker.io/v1/` for
+Docker Hub. First match wins:
+
+1. `credHelpers[key]`: that credential helper (an empty name there means "no
+   helper for this registry", so `auths`, even with a `credsStore`);
+2. `credsStore`: the default credential helper;
+3. `auths.<key>`: `auth` = base64("user:password"), or `username`/`password`.
+
+A helper is the program `docker-credential-<name>` on PATH, run as
+`docker-credential-<name> get` (see credential_helper.py). When a helper is
+configured its answer is final, as in docker: if it has no credentials
+("credentials not found in native keychain") the registry is tried
+anonymously, and `auths` is not consulted. Helpers run only when a registry
+asks for credentials (HTTP 401), so public images never need them. Identity
+tokens (helper Username `<token>`) are not supported: a clear error says so.
+`DOCKER_AUTH_CONFIG` (docker 28) is not read.
 """
 
 from __future__ import annotations
@@ -18,12 +33,15 @@ import re
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 from mender_docker.errors import RegistryError
+from mender_docker.registry.credential_helper import HELPER_TIMEOUT, get_credentials
 
 _PARAM = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_-]*)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^,\s]*))\s*,?')
-_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "docker.io", "registry-1.docker.io")
+HUB_SERVER = "https://index.docker.io/v1/"  # docker's key for Docker Hub credentials
+_HUB_DOMAINS = ("docker.io", "index.docker.io")
+_HUB_KEYS = (HUB_SERVER, "index.docker.io", "docker.io", "registry-1.docker.io")
 
 
 @dataclass(frozen=True)
@@ -94,27 +112,71 @@ def docker_config_path(environ: Optional[Mapping[str, str]] = None) -> Path:
     return Path(env.get("HOME") or Path.home()) / ".docker" / "config.json"
 
 
+def server_address(domain: str) -> str:
+    """The key docker files a registry's credentials under, and hands its helpers."""
+    return HUB_SERVER if domain in _HUB_DOMAINS else domain
+
+
 def load_credentials(
-    registry: str, domain: str, environ: Optional[Mapping[str, str]] = None
+    registry: str,
+    domain: str,
+    environ: Optional[Mapping[str, str]] = None,
+    timeout: float = HELPER_TIMEOUT,
 ) -> Optional[Credentials]:
-    """Credentials for `registry` from the Docker config file, or None."""
-    path = docker_config_path(environ)
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        raise RegistryError(f"cannot read Docker config {path}: {exc}") from None
-    auths = config.get("auths") if isinstance(config, dict) else None
+    """Credentials for `registry` from the Docker config or its credential helper, or None.
+
+    `environ` gives DOCKER_CONFIG/HOME, and PATH and the environment for a helper;
+    `timeout` bounds a helper's run (seconds).
+    """
+    path, config = _read_config(environ)
+    server = server_address(domain)
+    helper = _configured_helper(config, server, path)
+    if helper is not None:
+        answer = get_credentials(helper, server, registry, environ, timeout)
+        return None if answer is None else Credentials(answer.username, answer.secret)
+    auths = config.get("auths")
     if not isinstance(auths, dict):
         return None
     wanted = {registry, domain}
-    if domain in ("docker.io", "index.docker.io"):
+    if domain in _HUB_DOMAINS:
         wanted.update(_HUB_KEYS)
     for key, entry in auths.items():
         if _config_host(key) in wanted and isinstance(entry, dict):
             return _decode_entry(entry, key, path)
     return None
+
+
+def configured_helper(domain: str, environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
+    """The name of the credential helper docker would ask for `domain`, or None."""
+    path, config = _read_config(environ)
+    return _configured_helper(config, server_address(domain), path)
+
+
+def _read_config(environ: Optional[Mapping[str, str]]) -> Tuple[Path, Dict[str, Any]]:
+    path = docker_config_path(environ)
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return path, {}
+    except (OSError, ValueError) as exc:
+        raise RegistryError(f"cannot read Docker config {path}: {exc}") from None
+    return path, config if isinstance(config, dict) else {}
+
+
+def _configured_helper(config: Mapping[str, Any], server: str, path: Path) -> Optional[str]:
+    """docker's getConfiguredCredentialStore: credHelpers[server], else credsStore."""
+    helpers = config.get("credHelpers")
+    if helpers is not None and not isinstance(helpers, dict):
+        raise RegistryError(f"Docker config {path}: credHelpers is not an object")
+    if helpers and server in helpers:
+        name, field = helpers[server], f"credHelpers.{server}"
+    else:
+        name, field = config.get("credsStore"), "credsStore"
+    if name is None:
+        return None
+    if not isinstance(name, str):
+        raise RegistryError(f"Docker config {path}: {field} is not a string")
+    return name or None
 
 
 def _config_host(key: str) -> str:

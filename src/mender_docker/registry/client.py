@@ -18,6 +18,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 from mender_docker.errors import RegistryError
 from mender_docker.registry.auth import (
     Credentials,
+    configured_helper,
     load_credentials,
     parse_challenge,
     parse_token,
@@ -90,6 +91,8 @@ class RegistryClient:
         self._environ = os.environ if environ is None else environ
         self._insecure = tuple(insecure) + insecure_from_env(self._environ)
         self._authorization: Dict[Tuple[str, str], str] = {}
+        # A credential helper (a process, maybe a cloud call) runs once per registry.
+        self._credentials_of: Dict[str, Optional[Credentials]] = {}
 
     # -- public -----------------------------------------------------------------
 
@@ -282,9 +285,18 @@ class RegistryClient:
         return "Bearer " + parse_token(reply.body, challenge.params.get("realm", ""))
 
     def _credentials(self, ref: Reference) -> Optional[Credentials]:
-        return load_credentials(ref.registry, ref.domain, self._environ)
+        if ref.registry not in self._credentials_of:
+            found = load_credentials(ref.registry, ref.domain, self._environ)
+            self._credentials_of[ref.registry] = found
+        return self._credentials_of[ref.registry]
 
     def _credentials_hint(self, ref: Reference) -> str:
+        helper = configured_helper(ref.domain, self._environ)
+        if helper is not None:
+            source = f"credential helper docker-credential-{helper}"
+            if self._credentials(ref) is None:
+                return f"; {source} has no credentials for it (docker login)"
+            return f"; the credentials from {source} were refused"
         if self._credentials(ref) is None:
             return "; no credentials for it in the Docker config (docker login)"
         return "; the credentials in the Docker config were refused"
