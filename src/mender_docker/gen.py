@@ -14,7 +14,6 @@ With `embed_images` the images travel inside the artifact (see offline.py).
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -22,9 +21,10 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mender_docker.artifact import ArtifactSpec, load_private_key, write_artifact
+from mender_docker.artifact.headers import check_script_name
 from mender_docker.compose.loader import load_project
 from mender_docker.compose.model import ComposeError
-from mender_docker.errors import GeneratorError, MenderDockerError
+from mender_docker.errors import ArtifactError, GeneratorError, MenderDockerError
 from mender_docker.gen_compose import Application, application
 from mender_docker.offline import PAYLOAD_NAME, payload_file
 from mender_docker.registry.client import RegistryClient, ResolvedImage
@@ -40,13 +40,6 @@ from mender_docker.spec import DockerMetadata, parse_metadata
 
 PAYLOAD_TYPE = "docker"
 RESOLVERS = ("registry", "docker")
-# mender-artifact's state script names; Idle/Sync/Download scripts belong to
-# the root filesystem, not to an artifact.
-_SCRIPT_NAME = re.compile(
-    r"^(ArtifactInstall|ArtifactReboot|ArtifactCommit|ArtifactRollback|ArtifactRollbackReboot"
-    r"|ArtifactFailure)_(Enter|Leave|Error)_[0-9]{2}(_\S+)?$"
-)
-
 Resolver = Callable[[str, Optional[str]], ResolvedImage]
 
 
@@ -118,10 +111,10 @@ def check_options(options: GenOptions) -> None:
             f"{len(options.container_args)} --container-args options for {count} image(s)"
         )
     for script in options.scripts:
-        if not _SCRIPT_NAME.match(os.path.basename(script)):
-            raise GeneratorError(
-                f"state script {script!r}: name must be like ArtifactInstall_Enter_00[_text]"
-            )
+        try:
+            check_script_name(os.path.basename(script))
+        except ArtifactError as exc:
+            raise GeneratorError(f"state script {script!r}: {exc}") from None
         if not os.path.isfile(script):
             raise GeneratorError(f"state script {script!r} not found")
     if options.key is not None and not os.path.isfile(options.key):

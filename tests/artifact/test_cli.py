@@ -26,7 +26,8 @@ def test_read_shows_a_summary(tmp_path: Path, keys: Dict[str, Path]) -> None:
     result = _cli("read", str(path))
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for expected in ("Name: sample-1", "Version: 3", "Signature: signed (no key given",
+    for expected in ("Name: sample-1", "Version: 3",
+                     "Signature: signed, but NOT verified (no key given",
                      "Compatible devices: dev1, dev2", "Provides group: group-a",
                      'Depends on artifact_name: ["previous"]',
                      "State scripts: ArtifactInstall_Enter_00", "Type: docker",
@@ -54,12 +55,20 @@ def test_validate_ours_and_the_reference_tools(tmp_path: Path, keys: Dict[str, P
                     str(theirs), "-f", str(tmp_path / "f"), "-k", str(keys["ec"]))
     for path in (ours, theirs):
         plain = _cli("validate", str(path))
-        assert plain.returncode == 0 and "valid (checksums verified)" in plain.stdout
-        signed = _cli("validate", str(path), "-k", str(keys["ec_pub"]))
+        assert plain.returncode == 0
+        assert "signed, but the signature was NOT verified" in plain.stdout
+        required = _cli("validate", str(path), "--require-signature")
+        assert required.returncode != 0 and "give -k KEY" in required.stderr
+        signed = _cli("validate", str(path), "-k", str(keys["ec_pub"]), "--require-signature")
         assert signed.returncode == 0
         assert "valid (checksums and signature verified)" in signed.stdout
         wrong = _cli("validate", str(path), "-k", str(keys["ec2_pub"]))
         assert wrong.returncode == 1 and "does not verify" in wrong.stderr
+    unsigned = write_sample(tmp_path / "u.mender")
+    plain = _cli("validate", str(unsigned))
+    assert plain.returncode == 0 and "valid (checksums verified; not signed)" in plain.stdout
+    required = _cli("validate", str(unsigned), "-k", str(keys["ec_pub"]), "--require-signature")
+    assert required.returncode == 1 and "not signed" in required.stderr
 
 
 def test_usage_errors_exit_non_zero(tmp_path: Path) -> None:

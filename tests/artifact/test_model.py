@@ -46,7 +46,7 @@ def test_flat_meta_data() -> None:
 
 
 def test_header_files_content() -> None:
-    files = dict(build_header_files(sample_spec(scripts=[("Download_Enter_00", b"s")])))
+    files = dict(build_header_files(sample_spec(scripts=[("ArtifactInstall_Enter_00", b"s")])))
     info = json.loads(files["header-info"])
     assert info == {"payloads": [{"type": "docker"}],
                     "artifact_provides": {"artifact_name": "sample-1",
@@ -57,7 +57,7 @@ def test_header_files_content() -> None:
     type_info = json.loads(files["headers/0000/type-info"])
     assert type_info["clears_artifact_provides"] == ["rootfs-image.docker.*"]
     assert type_info["artifact_depends"] == {"needs.thing": "yes", "needs.list": ["a", "b"]}
-    assert files["scripts/Download_Enter_00"] == b"s"
+    assert files["scripts/ArtifactInstall_Enter_00"] == b"s"
 
 
 @pytest.mark.parametrize("raw", [

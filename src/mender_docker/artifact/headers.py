@@ -10,13 +10,27 @@ from mender_docker.errors import ArtifactError
 
 from .model import ArtifactSpec
 
-# State script names: <State>_<Enter|Leave|Error>[_<suffix>] (mender's scripts/ naming).
-SCRIPT_STATES = ("Idle", "Sync", "Download", "ArtifactInstall", "ArtifactReboot",
-                 "ArtifactCommit", "ArtifactRollback", "ArtifactRollbackReboot",
-                 "ArtifactFailure")
+# State script names, as mender-artifact and the Mender client take them:
+# <State>_<Enter|Leave|Error>_<two digits>[<any text without white space>].
+# Idle, Sync and Download scripts belong to the root filesystem, not to an artifact.
+SCRIPT_STATES = ("ArtifactInstall", "ArtifactReboot", "ArtifactCommit", "ArtifactRollback",
+                 "ArtifactRollbackReboot", "ArtifactFailure")
 SCRIPT_NAME = re.compile(
-    "^(?:" + "|".join(SCRIPT_STATES) + r")_(?:Enter|Leave|Error)(?:_[A-Za-z0-9_-]+)?$")
+    "^(" + "|".join(SCRIPT_STATES) + r")_(Enter|Leave|Error)_[0-9]{2}[^\t\n\f\r ]*$")
+_ANY_SCRIPT = re.compile(r"^([A-Za-z]+)_(Enter|Leave|Error)_[0-9]{2}[^\t\n\f\r ]*$")
 _TYPE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_script_name(name: str) -> None:
+    """ArtifactError naming what is wrong with a state script's name."""
+    if SCRIPT_NAME.match(name):
+        return
+    other = _ANY_SCRIPT.match(name)
+    if other:
+        raise ArtifactError(f"state script {name!r}: {other.group(1)!r} scripts cannot be in "
+                            f"an artifact (states: {', '.join(SCRIPT_STATES)})")
+    raise ArtifactError(f"bad state script name {name!r} (want <State>_<Enter|Leave|Error>_NN"
+                        "[_text], e.g. ArtifactInstall_Enter_05_wifi)")
 
 
 def _dumps(value: Any) -> bytes:
@@ -94,9 +108,7 @@ def build_header_files(spec: ArtifactSpec) -> List[Tuple[str, bytes]]:
     files: List[Tuple[str, bytes]] = [("header-info", _dumps(header_info))]
     seen = set()
     for name, content in spec.scripts:
-        if not SCRIPT_NAME.match(name):
-            raise ArtifactError(f"bad state script name {name!r} "
-                                "(want <State>_<Enter|Leave|Error>[_NN])")
+        check_script_name(name)
         if name in seen:
             raise ArtifactError(f"state script {name!r} given twice")
         seen.add(name)
@@ -115,13 +127,24 @@ def parse_json(raw: bytes, where: str) -> Any:
 
 
 def parse_header_info(raw: bytes) -> Dict[str, Any]:
+    """header-info as read. The payload type is a string, or null for a bootstrap artifact
+    (`mender-artifact write bootstrap-artifact`: no payload)."""
     info = parse_json(raw, "header-info")
     if not isinstance(info, dict):
         raise ArtifactError("header-info is not a JSON object")
     payloads = info.get("payloads")
-    if not isinstance(payloads, list) or len(payloads) != 1 or not isinstance(payloads[0], dict) \
-            or not isinstance(payloads[0].get("type"), str):
-        raise ArtifactError("header-info: need exactly one payload with a type")
+    if not isinstance(payloads, list) or not payloads:
+        raise ArtifactError("header-info: 'payloads' is missing or empty")
+    if len(payloads) != 1:
+        raise ArtifactError(f"header-info: {len(payloads)} payloads; only artifacts with one "
+                            "payload are supported")
+    if not isinstance(payloads[0], dict) or "type" not in payloads[0]:
+        raise ArtifactError("header-info: the payload has no 'type'")
+    payload_type = payloads[0]["type"]
+    if payload_type is not None and not isinstance(payload_type, str):
+        raise ArtifactError("header-info: the payload type is not a string or null")
+    if payload_type == "":
+        raise ArtifactError("header-info: the payload type is empty (null means no payload)")
     provides = info.get("artifact_provides")
     if not isinstance(provides, dict) or not isinstance(provides.get("artifact_name"), str):
         raise ArtifactError("header-info: artifact_provides.artifact_name is missing")
@@ -135,13 +158,16 @@ def parse_header_info(raw: bytes) -> Dict[str, Any]:
     return info
 
 
-def parse_type_info(raw: bytes, payload_type: str) -> Dict[str, Any]:
+def parse_type_info(raw: bytes, payload_type: Optional[str]) -> Dict[str, Any]:
+    """type-info as read. Its type must be header-info's, or empty: mender-artifact before
+    4.3.1 writes `"type": ""` into every rootfs-image artifact, and the Mender client then
+    goes by header-info (so do we)."""
     info = parse_json(raw, "type-info")
     if not isinstance(info, dict):
         raise ArtifactError("type-info is not a JSON object")
-    if info.get("type") != payload_type:
+    if info.get("type") not in (payload_type, "", None):
         raise ArtifactError(f"type-info type {info.get('type')!r} differs from header-info's "
-                            f"{payload_type!r}")
+                            f"{payload_type!r} (corrupt artifact)")
     _check_provides(info.get("artifact_provides") or {}, "type-info artifact_provides")
     _check_provides(info.get("artifact_depends") or {}, "type-info artifact_depends")
     clears = info.get("clears_artifact_provides")

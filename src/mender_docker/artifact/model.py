@@ -81,7 +81,7 @@ class ArtifactInfo:
     artifact_group: Optional[str]
     device_types: List[str]
     artifact_depends: Dict[str, Any]
-    payload_type: str
+    payload_type: Optional[str]  # None: a bootstrap artifact (no payload)
     provides: Dict[str, Any]
     depends: Dict[str, Any]
     clears_provides: List[str]

@@ -21,6 +21,8 @@ import hashlib
 import io
 import json
 import os
+import re
+import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Union, cast
@@ -28,10 +30,10 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Uni
 from mender_docker.errors import ArtifactError, SignatureError
 
 from . import compression as comp
-from .headers import SCRIPT_NAME, parse_header_info, parse_meta_data, parse_type_info
+from .headers import check_script_name, parse_header_info, parse_meta_data, parse_type_info
 from .manifest import MAX_MANIFEST, parse_manifest
 from .model import ArtifactInfo, FileInfo
-from .safetar import check_member
+from .safetar import check_member, check_name
 from .signing import verify_manifest
 from .tarstream import TarMember, TarStream
 from .threadedhash import ThreadedSha256
@@ -40,7 +42,11 @@ MAX_HEADER_FILE = 1 << 20  # header-info, type-info, meta-data, each script
 MAX_HEADER_TAR = 16 << 20  # the header.tar member, and all its files together
 MAX_HEADER_MEMBERS = 256
 MAX_SIGNATURE = 4096
+PADDING_LIMIT = 1 << 20  # zeros after a tar's end-of-archive marker
 CHUNK = 128 << 10  # as compression's _OUTPUT_CHUNK: larger reads page-fault (see there)
+_MEMBERS = ("version", "manifest", "manifest.sig", "manifest-augment")
+# mender-artifact's rule for payload file names (ASCII \w and .,-)
+_PAYLOAD_NAME = re.compile(r"^[A-Za-z0-9_.,-]+$")
 Source = Union[str, "os.PathLike[str]", IO[bytes]]
 PayloadSink = Callable[[str, int, IO[bytes]], None]
 
@@ -182,12 +188,12 @@ class ArtifactReader:
         with _translated(f"member {member.name!r}"):
             return self._tar.read_all(limit)
 
-    def _expect(self, name: str) -> TarMember:
+    def _expect(self, name: str, after: str) -> TarMember:
         member = self._next()
         if member is None:
             raise ArtifactError(f"artifact ends where {name!r} was expected (truncated?)")
         if member.name != name:
-            raise ArtifactError(f"expected member {name!r}, found {member.name!r}")
+            raise _misplaced(member.name, name, after)
         return member
 
     def _checksum(self, manifest: Dict[str, str], name: str, data: bytes) -> None:
@@ -195,14 +201,25 @@ class ArtifactReader:
         if expected is None:
             raise ArtifactError(f"member {name!r} is not in the manifest")
         if hashlib.sha256(data).hexdigest() != expected:
-            raise ArtifactError(f"member {name!r} does not match its sha256 in the manifest")
+            raise ArtifactError(f"member {name!r} does not match its sha256 in the manifest "
+                                "(corrupt artifact)")
 
     def _read_headers(self) -> Headers:
-        version_raw = self._small(self._expect("version"), 4096)
-        _check_version(version_raw)
-        manifest_raw = self._small(self._expect("manifest"), MAX_MANIFEST)
+        first = self._next()
+        if first is None or first.name != "version":
+            found = "nothing" if first is None else repr(first.name)
+            raise ArtifactError(f"not a Mender artifact (its first member is {found}, "
+                                "not 'version')")
+        version_raw = self._small(first, 4096)
+        version_fault = _version_fault(version_raw)
+        if version_fault and version_fault.startswith("unsupported"):
+            raise ArtifactError(version_fault)  # another format version: no manifest to check
+        manifest_raw = self._small(self._expect("manifest", "version"), MAX_MANIFEST)
         manifest = parse_manifest(manifest_raw)
+        # The checksum first: a damaged version member is a damaged artifact.
         self._checksum(manifest, "version", version_raw)
+        if version_fault:
+            raise ArtifactError(version_fault)
         member = self._next()
         signature: Optional[bytes] = None
         if member is not None and member.name == "manifest.sig":
@@ -210,15 +227,15 @@ class ArtifactReader:
             member = self._next()
         if self._key is not None:
             if signature is None:
-                raise SignatureError("artifact is not signed, but a verification key was given")
+                raise SignatureError(self._why_unsigned(member))
             verify_manifest(manifest_raw, signature, self._key)
         if member is None:
             raise ArtifactError("artifact ends before its header.tar (truncated?)")
         if member.name in ("manifest-augment",) or member.name.startswith("header-augment"):
             raise ArtifactError("augmented (delta) artifacts are not supported")
         if not member.name.startswith("header.tar"):
-            raise ArtifactError(f"expected member 'header.tar[.gz|.xz|.zst]', found "
-                                f"{member.name!r}")
+            raise _misplaced(member.name, "header.tar[.gz|.xz|.zst]",
+                             "manifest.sig" if signature is not None else "manifest")
         compression = comp.compression_of(member.name, "header.tar")
         self._header_name = member.name
         header_raw = self._small(member, MAX_HEADER_TAR)
@@ -228,15 +245,29 @@ class ArtifactReader:
         if data_member is None:
             raise ArtifactError("artifact ends before its data/0000.tar (truncated?)")
         if not data_member.name.startswith("data/0000.tar"):
-            raise ArtifactError(f"expected member 'data/0000.tar[.gz|.xz|.zst]', found "
-                                f"{data_member.name!r}")
+            raise _misplaced(data_member.name, "data/0000.tar[.gz|.xz|.zst]", member.name)
         self._data_member: TarMember = data_member
         data_compression = comp.compression_of(data_member.name, "data/0000.tar")
         header_info, type_info, meta_data, scripts = parsed
+        payload_type = header_info["payloads"][0]["type"]
+        data_files = [k for k in manifest if k.startswith("data/")]
+        if payload_type == "rootfs-image" and len(data_files) > 1:
+            raise ArtifactError(f"a rootfs-image payload holds one file; the manifest lists "
+                                f"{len(data_files)}")
         return Headers(manifest=manifest, signed=signature is not None,
                        signature_verified=signature is not None and self._key is not None,
                        compression=data_compression, header_info=header_info,
                        type_info=type_info, meta_data=meta_data, scripts=scripts)
+
+    def _why_unsigned(self, member: Optional[TarMember]) -> str:
+        """The message for a missing signature: a manifest.sig further on is out of order."""
+        if member is not None and member.name.startswith("header.tar"):
+            self._small(member, MAX_HEADER_TAR)  # bytes only: nothing unverified is parsed
+            member = self._next()
+        if member is not None and member.name == "manifest.sig":
+            return ("members out of order: 'manifest.sig' must follow 'manifest' (the "
+                    "signature cannot be checked)")
+        return "artifact is not signed, but a verification key was given"
 
     # -- the data member ---------------------------------------------------------------------
 
@@ -260,6 +291,9 @@ class ArtifactReader:
             name = check_member(member, where)
             if "/" in name:
                 raise ArtifactError(f"{where}: payload file {name!r} is in a directory")
+            if not _PAYLOAD_NAME.match(name):
+                raise ArtifactError(f"{where}: payload file name {name!r} has characters "
+                                    "other than letters, digits and '.,_-'")
             key = f"data/0000/{name}"
             if key not in manifest:
                 raise ArtifactError(f"payload file {name!r} is not in the manifest")
@@ -272,8 +306,8 @@ class ArtifactReader:
             verifying.drain()
             self._files.append(FileInfo(name, member.size, manifest[key]))
         with _translated(where):
-            _drain_zeros(inner_raw, where)
-            _drain_zeros(cast(IO[bytes], self._tar), where)  # what follows the compressed end
+            _end_of_stream(inner_raw, where)
+            _end_of_stream(cast(IO[bytes], self._tar), where, limit=None)
         missing = sorted(k for k in manifest if k.startswith("data/") and k not in seen)
         if missing:
             raise ArtifactError(f"manifest lists {missing[0]!r} but the artifact lacks it")
@@ -284,6 +318,8 @@ class ArtifactReader:
         after = self._next()
         if after is not None:
             raise ArtifactError(f"unexpected member {after.name!r} after the data")
+        with _translated("artifact"):
+            _end_of_stream(self._file, "artifact", limit=None)
 
     def info(self) -> ArtifactInfo:
         if not self._done:
@@ -310,26 +346,51 @@ class ArtifactReader:
             type_info=h.type_info, manifest=dict(h.manifest))
 
 
-def _check_version(raw: bytes) -> None:
+def _version_fault(raw: bytes) -> Optional[str]:
+    """What is wrong with the `version` member, or None for format mender, version 3."""
     try:
         version = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
-        raise ArtifactError("member 'version' is not JSON") from None
+        return "member 'version' is not JSON (not a Mender artifact?)"
     if not isinstance(version, dict) or version.get("format") != "mender":
-        raise ArtifactError("not a Mender artifact (version format is not 'mender')")
-    if version.get("version") != 3:
-        raise ArtifactError(f"unsupported artifact format version {version.get('version')!r}; "
-                            "only version 3 is supported")
+        return "not a Mender artifact (member 'version' does not say format 'mender')"
+    number = version.get("version")
+    if isinstance(number, bool) or not isinstance(number, int):
+        return f"member 'version': the version must be a number, not {number!r}"
+    if number != 3:
+        return (f"unsupported Mender artifact format version {number}; only version 3 is "
+                "supported")
+    return None
 
 
-def _drain_zeros(stream: IO[bytes], where: str) -> None:
-    """Read the data tar's end (verifies gzip/xz/zstd trailers); only zeros may follow."""
+def _misplaced(found: str, expected: str, after: str) -> ArtifactError:
+    """An unexpected member: out of order if it is one of the artifact's own members."""
+    if found == after:
+        return ArtifactError(f"member {found!r} appears twice")
+    if found in _MEMBERS or found.startswith(("header.tar", "data/0000.tar")):
+        return ArtifactError(f"members out of order: found {found!r} where {expected!r} "
+                             f"must follow {after!r}")
+    return ArtifactError(f"unexpected member {found!r} where {expected!r} must follow "
+                         f"{after!r}")
+
+
+def _end_of_stream(stream: IO[bytes], where: str,
+                   limit: Optional[int] = PADDING_LIMIT) -> None:
+    """After a tar's end-of-archive: zeros only (tar writers pad to their record size),
+    then the end of the stream; a decompressor checks its trailer there. Decompressed
+    padding is limited: compressed zeros cost little to send and much to inflate. Raw
+    bytes (limit None: the artifact's own tail) cost only their size."""
+    seen = 0
     while True:
-        chunk = stream.read(CHUNK)
+        chunk = stream.read(CHUNK if limit is None else min(CHUNK, limit + 1 - seen))
         if not chunk:
             return
         if chunk.count(0) != len(chunk):
             raise ArtifactError(f"{where}: unexpected data after the end of the tar")
+        seen += len(chunk)
+        if limit is not None and seen > limit:
+            raise ArtifactError(f"{where}: more than {limit >> 10} KiB of zeros after the "
+                                "end of the tar (padding is at most a tar record)")
 
 
 def _parse_header_tar(raw: bytes, compression: str
@@ -345,9 +406,14 @@ def _parse_header_tar(raw: bytes, compression: str
             member = tar.next()
             if member is None:
                 break
-            name = check_member(member, where)
             if len(files) >= MAX_HEADER_MEMBERS:
                 raise ArtifactError(f"{where}: more than {MAX_HEADER_MEMBERS} members")
+            if member.type == tarfile.DIRTYPE and files:
+                # Directory entries (GNU tar, a repack) carry nothing: skipped, as the
+                # reference does, once header-info came first.
+                check_name(member.name.rstrip("/"), where)
+                continue
+            name = check_member(member, where)
             if member.size > MAX_HEADER_FILE:
                 raise ArtifactError(f"{where}: {name!r} is {member.size} bytes; refusing more "
                                     f"than {MAX_HEADER_FILE}")
@@ -355,7 +421,7 @@ def _parse_header_tar(raw: bytes, compression: str
             if total > MAX_HEADER_TAR:
                 raise ArtifactError(f"{where}: more than {MAX_HEADER_TAR} bytes in all")
             files.append((name, tar.read_all(MAX_HEADER_FILE)))
-        _drain_zeros(stream, where)
+        _end_of_stream(stream, where)
     if not files or files[0][0] != "header-info":
         raise ArtifactError(f"{where}: first member must be 'header-info'")
     header_info = parse_header_info(files[0][1])
@@ -368,8 +434,7 @@ def _parse_header_tar(raw: bytes, compression: str
             script = name[len("scripts/"):]
             if type_info is not None:
                 raise ArtifactError(f"{where}: script {name!r} after headers/0000/")
-            if not SCRIPT_NAME.match(script):
-                raise ArtifactError(f"{where}: bad state script name {script!r}")
+            check_script_name(script)
             if script in scripts:
                 raise ArtifactError(f"{where}: {name!r} appears twice")
             scripts[script] = content

@@ -116,6 +116,8 @@ def verify_manifest(manifest: bytes, signature: bytes, key: PublicKey) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
+    if not signature.strip():
+        raise SignatureError("manifest.sig is empty")
     try:
         raw = base64.b64decode(signature.strip(), validate=True)
     except (binascii.Error, ValueError):
@@ -123,9 +125,8 @@ def verify_manifest(manifest: bytes, signature: bytes, key: PublicKey) -> None:
     try:
         if isinstance(key, rsa.RSAPublicKey):
             if len(raw) != key.key_size // 8:
-                raise SignatureError(
-                    f"signature is {len(raw)} bytes, not an RSA-{key.key_size} signature "
-                    "(wrong key type?)")
+                raise SignatureError(f"manifest.sig holds {_signature_kind(raw)}, but the key "
+                                     f"is RSA-{key.key_size}: wrong key")
             key.verify(raw, manifest, padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(key, ec.EllipticCurvePublicKey):
             if len(raw) == 2 * _P256_SIZE:
@@ -135,13 +136,13 @@ def verify_manifest(manifest: bytes, signature: bytes, key: PublicKey) -> None:
             elif 64 < len(raw) <= 72 and raw[0] == 0x30:
                 der = raw
             else:
-                raise SignatureError(
-                    f"signature is {len(raw)} bytes, not an ECDSA P-256 signature "
-                    "(wrong key type?)")
+                raise SignatureError(f"manifest.sig holds {_signature_kind(raw)}, but the key "
+                                     "is ECDSA P-256: wrong key")
             key.verify(der, manifest, ec.ECDSA(hashes.SHA256()))
         elif isinstance(key, ed25519.Ed25519PublicKey):
             if len(raw) != 64:
-                raise SignatureError(f"signature is {len(raw)} bytes, not an Ed25519 signature")
+                raise SignatureError(f"manifest.sig holds {_signature_kind(raw)}, but the key "
+                                     "is Ed25519: wrong key")
             key.verify(raw, manifest)
         else:
             raise SignatureError(f"cannot verify with a {type(key).__name__}")
@@ -149,3 +150,14 @@ def verify_manifest(manifest: bytes, signature: bytes, key: PublicKey) -> None:
         raise SignatureError("manifest signature does not verify with the given key") from None
     except ValueError as exc:  # malformed DER and the like
         raise SignatureError(f"manifest signature is malformed: {exc}") from None
+
+
+def _signature_kind(raw: bytes) -> str:
+    """What a signature of this length is, for messages."""
+    if len(raw) in (256, 384, 512):
+        return f"an RSA-{len(raw) * 8} signature"
+    if len(raw) == 2 * _P256_SIZE:
+        return "an ECDSA P-256 (or Ed25519) signature"
+    if 64 < len(raw) <= 72 and raw[0] == 0x30:
+        return "a DER-encoded ECDSA signature"
+    return f"a signature of {len(raw)} bytes (no known kind)"

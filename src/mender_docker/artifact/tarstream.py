@@ -113,6 +113,7 @@ class TarStream:
             if not block:
                 raise ArtifactError(f"{self._where}: truncated tar (no end-of-archive marker)")
             if block == bytes(BLOCK):
+                self._second_end_block()
                 self.ended = True
                 return None
             self._check_sum(block)
@@ -147,6 +148,18 @@ class TarStream:
             self._left = size_of_data
             self._pad = -size_of_data % BLOCK
             return TarMember(name=name, size=size, type=kind)
+
+    def _second_end_block(self) -> None:
+        """The end-of-archive marker is two zero blocks (as Go's archive/tar checks)."""
+        block = self._raw.read(BLOCK)
+        if len(block) < BLOCK and block:
+            block += self._exact(BLOCK - len(block))
+        if not block:
+            raise ArtifactError(f"{self._where}: truncated tar (end-of-archive marker has one "
+                                "zero block, not two)")
+        if block != bytes(BLOCK):
+            raise ArtifactError(f"{self._where}: corrupt end-of-archive marker (its second "
+                                "block is not zeros)")
 
     def _check_sum(self, block: bytes) -> None:
         stored = _octal(block[148:156], "checksum", self._where)

@@ -23,14 +23,17 @@ def _value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
+def signature_state(info: ArtifactInfo) -> str:
+    if info.signature_verified:
+        return "signed and verified"
+    if info.signed:
+        return "signed, but NOT verified (no key given: use -k)"
+    return "not signed"
+
+
 def describe(info: ArtifactInfo) -> str:
     """A human summary in the spirit of `mender-artifact read`."""
-    if info.signature_verified:
-        signature = "signed and verified"
-    elif info.signed:
-        signature = "signed (no key given to verify it)"
-    else:
-        signature = "not signed"
+    signature = signature_state(info)
     lines = [
         "Mender artifact:",
         f"  Name: {info.artifact_name}",
@@ -44,7 +47,7 @@ def describe(info: ArtifactInfo) -> str:
         if key != "device_type":
             lines.append(f"  Depends on {key}: {_value(values)}")
     lines.append(f"  State scripts: {', '.join(s.name for s in info.scripts) or 'none'}")
-    lines += ["", "Payload 0:", f"  Type: {info.payload_type}",
+    lines += ["", "Payload 0:", f"  Type: {info.payload_type or 'none (bootstrap artifact)'}",
               f"  Compression: {info.compression}", "  Provides:"]
     lines += [f"    {k}: {_value(v)}" for k, v in info.provides.items()] or ["    nothing"]
     lines.append("  Depends:")

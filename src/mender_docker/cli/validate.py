@@ -1,4 +1,5 @@
-"""`mender-docker validate ARTIFACT [-k PUBLIC_KEY]`: exit 0 only if everything verifies."""
+"""`mender-docker validate ARTIFACT [-k PUBLIC_KEY] [--require-signature]`: exit 0 only if
+everything verifies. A signature is checked only with -k; without it the output says so."""
 
 from __future__ import annotations
 
@@ -15,11 +16,20 @@ def _main(argv: List[str], prog: str) -> int:
     parser.add_argument("artifact", help="the .mender file")
     parser.add_argument("-k", "--key", help="public key (PEM); the artifact must be signed "
                         "with its private key")
+    parser.add_argument("--require-signature", action="store_true",
+                        help="fail unless the signature was verified (needs -k)")
     args = parser.parse_args(argv)
+    if args.require_signature and not args.key:
+        parser.error("--require-signature needs the public key: give -k KEY")
     key = load_public_key(args.key) if args.key else None
     info = read_artifact(args.artifact, verify_key=key)
-    what = "checksums and signature" if info.signature_verified else "checksums"
-    print(f"{args.artifact}: valid ({what} verified)")
+    if info.signature_verified:
+        print(f"{args.artifact}: valid (checksums and signature verified)")
+    elif info.signed:
+        print(f"{args.artifact}: valid checksums; signed, but the signature was NOT verified "
+              "(no key given: use -k)")
+    else:
+        print(f"{args.artifact}: valid (checksums verified; not signed)")
     return 0
 
 
