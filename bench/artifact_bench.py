@@ -1,21 +1,26 @@
-"""Benchmark: our artifact library against the real mender-artifact 3.9.
+"""Benchmark: our artifact library against the real mender-artifact 3.9 and 4.0.
 
     python bench/artifact_bench.py [--size-mb 1024] [--compression gzip] [--repeat 3]
 
-Creates one payload file under a temp dir in /tmp (per MiB: 400 KiB random, 624 KiB
-text-like, see make_payload; removed at the end), then:
-write it into an artifact with ours and with `mender-artifact write module-image -f`,
-same compression (gzip: both at zlib/flate level 6, Go's DefaultCompression),
-and read+verify each artifact with ours and with `mender-artifact validate`/`read`.
+References: `mender-artifact` (3.9, Debian's) and `mender-artifact-4` (4.0, installed by
+scripts/setup); a missing one is left out with a note. Creates one payload file under a
+temp dir in /tmp (per MiB: 400 KiB random, 624 KiB text-like, see make_payload; removed
+at the end), then:
+write it into an artifact with ours and with each reference's
+`write module-image -f`, same compression (gzip: all at zlib/flate level 6, Go's
+DefaultCompression; ours deflates with zlib-ng where installed), and read+verify each
+artifact with ours and with each reference's `validate`/`read`: our artifact by every
+reference, each reference's artifact by ours and by that reference.
 Every step runs in its own child process. Peak RSS is ru_maxrss of that process as
 reported by GNU time (/usr/bin/time -f %M, i.e. wait4's rusage): Linux copies a
 parent's peak RSS into a forked child's ru_maxrss, so measuring from this Python
 process would report at least its own size; GNU time's few MiB are the floor instead.
-Each step runs --repeat times per side, ours and the reference alternating, each run
+Each step runs --repeat times per side, all sides of a step alternating, each run
 after a sync (else the first reader pays for the write-back of the artifacts just
 written); the table shows median seconds and the highest peak RSS. The machine is
 shared: single runs vary by 30% and more, so compare medians, and run it twice.
-Prints a table; ratio = reference / ours (above 1: we are faster).
+Prints a table, one row per step and reference; ratio = reference / ours (above 1: we
+are faster); and the artifacts' sizes.
 """
 
 from __future__ import annotations
@@ -84,64 +89,93 @@ def make_payload(path: str, size_mb: int) -> None:
             out.write(text[start:start + (624 << 10)])
 
 
+REFERENCES = (("3.9", "mender-artifact"), ("4.0", "mender-artifact-4"))
+
+
+def references() -> List[Tuple[str, str]]:
+    """(label, path) of each reference tool found; the label is its version, 3.9 or 4.0."""
+    found = []
+    for label, name in REFERENCES:
+        path = shutil.which(name)
+        if path is None:
+            print(f"note: {name} ({label}) not found, left out", file=sys.stderr)
+            continue
+        found.append((label, path))
+    return found
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=1024, help="payload size in MiB")
     parser.add_argument("--compression", default="gzip", choices=["none", "gzip", "lzma"])
     parser.add_argument("--repeat", type=int, default=3,
-                        help="runs per step and side, alternating ours/ref; medians shown")
+                        help="runs per step and side, all sides alternating; medians shown")
     args = parser.parse_args(argv)
-    tool = shutil.which("mender-artifact")
-    if tool is None or not os.path.exists(GNU_TIME):
-        print("needs mender-artifact and GNU time (Debian packages mender-artifact, time)",
-              file=sys.stderr)
+    refs = references()
+    if not refs or not os.path.exists(GNU_TIME):
+        print("needs mender-artifact (3.9 and/or mender-artifact-4) and GNU time "
+              "(Debian packages mender-artifact, time)", file=sys.stderr)
         return 1
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix="artifact-bench-", dir="/tmp") as tmp:
         payload = os.path.join(tmp, "images.tar")
         make_payload(payload, args.size_mb)
         size = os.path.getsize(payload)
-        ours, theirs = os.path.join(tmp, "ours.mender"), os.path.join(tmp, "theirs.mender")
-        rows = []
+        ours = os.path.join(tmp, "ours.mender")
+        theirs = {label: os.path.join(tmp, f"ref-{label}.mender") for label, _ in refs}
+        # (step, reference label, ours (s, RSS), reference (s, RSS))
+        rows: List[Tuple[str, str, Measured, Measured]] = []
 
-        def pair(ours_argv: List[str], ref_argv: List[str]) -> Tuple[Measured, Measured]:
-            """Each side --repeat times, alternating, after a sync (so no step pays for
-            the write-back of the files another step wrote): median seconds, peak RSS."""
-            runs: Tuple[List[Measured], List[Measured]] = ([], [])
+        def measure(sides: List[List[str]]) -> List[Measured]:
+            """Each side --repeat times, all alternating, after a sync (so no run pays for
+            the write-back of the files another one wrote): median seconds, peak RSS."""
+            runs: List[List[Measured]] = [[] for _ in sides]
             for _ in range(args.repeat):
-                for side, argv in zip(runs, (ours_argv, ref_argv)):
+                for side, argv in zip(runs, sides):
                     os.sync()
                     side.append(run_measured(argv, tmp))
-            return _summary(runs[0]), _summary(runs[1])
+            return [_summary(side) for side in runs]
 
-        write_ref = [tool, "write", "module-image", "-T", "docker", "-n", "bench",
-                     "-t", "bench-device", "-o", theirs, "-f", payload,
-                     "--compression", args.compression]
-        rows.append(("write", *pair([py, "-c", WRITE, payload, ours, args.compression],
-                                    write_ref)))
-        rows.append(("validate our artifact", *pair([py, "-c", READ, ours, str(size)],
-                                                    [tool, "validate", ours])))
-        ours_read_ref = [py, "-c", READ, theirs, str(size)]
-        rows.append(("validate ref artifact", *pair(ours_read_ref, [tool, "validate", theirs])))
-        rows.append(("read (ref: `read`)", *pair(ours_read_ref, [tool, "read", theirs])))
-        sizes = (os.path.getsize(ours), os.path.getsize(theirs))
-    from mender_docker.artifact.compression import INFLATER
+        def read_ours(path: str) -> List[str]:
+            return [py, "-c", READ, path, str(size)]
+
+        write = measure([[py, "-c", WRITE, payload, ours, args.compression]] + [
+            [tool, "write", "module-image", "-T", "docker", "-n", "bench", "-t", "bench-device",
+             "-o", theirs[label], "-f", payload, "--compression", args.compression]
+            for label, tool in refs])
+        rows += [("write", label, write[0], ref) for (label, _), ref in zip(refs, write[1:])]
+        validate = measure([read_ours(ours)] + [[tool, "validate", ours] for _, tool in refs])
+        rows += [("validate our artifact", label, validate[0], ref)
+                 for (label, _), ref in zip(refs, validate[1:])]
+        for label, tool in refs:
+            ours_read, ref_validate, ref_read = measure(
+                [read_ours(theirs[label]), [tool, "validate", theirs[label]],
+                 [tool, "read", theirs[label]]])
+            rows.append(("validate ref artifact", label, ours_read, ref_validate))
+            rows.append(("read ref artifact", label, ours_read, ref_read))
+        sizes = [("ours", os.path.getsize(ours))] + [
+            (label, os.path.getsize(theirs[label])) for label, _ in refs]
+    from mender_docker.artifact.compression import DEFLATER, INFLATER
 
     levels = {
-        "gzip": " (ours: zlib level 6, pigz-style blocks; ref: klauspost/pgzip, level 6)",
-        "lzma": " (ours: xz preset 6; ref: ulikunitz/xz, 64 MiB dictionary)",
+        "gzip": f" (ours: {DEFLATER} level 6, pigz-style blocks, incompressible stretches "
+                "stored; refs: pgzip or compress/gzip, level 6)",
+        "lzma": " (ours: xz preset 6; refs: ulikunitz/xz, 64 MiB dictionary)",
     }
     print(f"payload {args.size_mb} MiB, compression {args.compression}"
           f"{levels.get(args.compression, '')}")
     if args.compression == "gzip":
         print(f"ours reads gzip with {INFLATER} (isal: python-isal, ISA-L; zlib: fallback)")
-    print(f"median of {args.repeat} runs per cell, ours and ref alternating, sync before each")
-    print(f"artifact size: ours {sizes[0] / 2**20:.1f} MiB, ref {sizes[1] / 2**20:.1f} MiB")
-    print(f"| {'step':<22} | {'ours s':>7} | {'ref s':>7} | {'ref/ours':>8} "
+    print(f"median of {args.repeat} runs per cell, all sides of a step alternating, "
+          "sync before each")
+    print("artifact size: " + ", ".join(
+        f"{'ours' if who == 'ours' else 'ref ' + who} {n / 2**20:.1f} MiB"
+        + ("" if who == "ours" else f" ({n / sizes[0][1]:.2f}x ours)") for who, n in sizes))
+    print(f"| {'step':<22} | {'ref':>3} | {'ours s':>7} | {'ref s':>7} | {'ref/ours':>8} "
           f"| {'ours peak RSS MiB':>17} | {'ref peak RSS MiB':>16} |")
-    print(f"|{'-' * 24}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|{'-' * 18}|")
-    for name, (os_, orss), (ts, trss) in rows:
-        print(f"| {name:<22} | {os_:7.2f} | {ts:7.2f} | {ts / os_:8.2f} "
+    print(f"|{'-' * 24}|{'-' * 5}|{'-' * 9}|{'-' * 9}|{'-' * 10}|{'-' * 19}|{'-' * 18}|")
+    for name, label, (os_, orss), (ts, trss) in rows:
+        print(f"| {name:<22} | {label:>3} | {os_:7.2f} | {ts:7.2f} | {ts / os_:8.2f} "
               f"| {orss:17.1f} | {trss:16.1f} |")
     return 0
 

@@ -9,10 +9,11 @@ file's sha256, but its length is known in advance (64 hex digits, two spaces, th
 name, a newline per entry), and so is the signature's (RSA: the modulus size;
 ECDSA P-256 and Ed25519: 64 bytes; all base64). So the manifest and manifest.sig
 members are written as zero-filled placeholders of their exact size, the data tar
-is streamed while each file is hashed (in a second thread: hashlib and zlib release
-the GIL), and then both are filled in. The compressed data tar's size is unknown
-until it is written, so its tar header is a placeholder patched the same way: no
-temp copy of a multi-GB payload, each byte written once. Only a non-seekable output
+is streamed while each file is hashed (in a second thread: hashlib releases the GIL,
+and so do the deflaters, in threads of their own, see compression), and then both
+are filled in. The compressed data tar's size is unknown until it is written, so its
+tar header is a placeholder patched the same way: no temp copy of a multi-GB
+payload, each byte read once and written once. Only a non-seekable output
 stream is spooled to a temp file first. A given `PayloadFile.sha256` is checked
 against what was read; a file whose size differs from `PayloadFile.size` fails.
 """
