@@ -226,7 +226,7 @@ def test_a_header_padding_bomb_is_refused(tmp_path: Path,
 
 def test_payload_names_the_reference_refuses(tmp_path: Path) -> None:
     c = Crafted(data_files=[("a:b.bin", b"1")])
-    with pytest.raises(ArtifactError, match="other than letters, digits"):
+    with pytest.raises(ArtifactError, match="other than ASCII letters, digits"):
         read_artifact(_write(tmp_path, c))
 
 
@@ -263,3 +263,14 @@ def test_signature_messages_name_the_fault(tmp_path: Path, keys: Dict[str, Path]
         read_artifact(_write(tmp_path, c, "c.mender"),
                       verify_key=load_public_key(keys["ec_pub"]))
 
+
+
+def test_the_writer_refuses_payload_names_the_reference_refuses(tmp_path: Path) -> None:
+    from mender_docker.artifact import PayloadFile, write_artifact
+    from tests.artifact.helpers import sample_spec
+
+    for name in ("a:b.bin", "a b", "ü.bin", "dir/a"):
+        with pytest.raises(ArtifactError, match="payload file name|unsafe"):
+            write_artifact(tmp_path / "w.mender", sample_spec(),
+                           files=[PayloadFile.from_bytes(name, b"1")])
+    assert not (tmp_path / "w.mender").exists()

@@ -21,7 +21,6 @@ import hashlib
 import io
 import json
 import os
-import re
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from . import compression as comp
 from .headers import check_script_name, parse_header_info, parse_meta_data, parse_type_info
 from .manifest import MAX_MANIFEST, parse_manifest
 from .model import ArtifactInfo, FileInfo
-from .safetar import check_member, check_name
+from .safetar import check_member, check_name, check_payload_name
 from .signing import verify_manifest
 from .tarstream import TarMember, TarStream
 from .threadedhash import ThreadedSha256
@@ -45,8 +44,6 @@ MAX_SIGNATURE = 4096
 PADDING_LIMIT = 1 << 20  # zeros after a tar's end-of-archive marker
 CHUNK = 128 << 10  # as compression's _OUTPUT_CHUNK: larger reads page-fault (see there)
 _MEMBERS = ("version", "manifest", "manifest.sig", "manifest-augment")
-# mender-artifact's rule for payload file names (ASCII \w and .,-)
-_PAYLOAD_NAME = re.compile(r"^[A-Za-z0-9_.,-]+$")
 Source = Union[str, "os.PathLike[str]", IO[bytes]]
 PayloadSink = Callable[[str, int, IO[bytes]], None]
 
@@ -291,9 +288,7 @@ class ArtifactReader:
             name = check_member(member, where)
             if "/" in name:
                 raise ArtifactError(f"{where}: payload file {name!r} is in a directory")
-            if not _PAYLOAD_NAME.match(name):
-                raise ArtifactError(f"{where}: payload file name {name!r} has characters "
-                                    "other than letters, digits and '.,_-'")
+            check_payload_name(name, where)
             key = f"data/0000/{name}"
             if key not in manifest:
                 raise ArtifactError(f"payload file {name!r} is not in the manifest")

@@ -7,6 +7,7 @@ the header tar and the data tar.
 
 from __future__ import annotations
 
+import re
 import tarfile
 
 from mender_docker.errors import ArtifactError
@@ -32,6 +33,18 @@ def check_member(member: TarMember, where: str) -> str:
     if member.size < 0:
         raise ArtifactError(f"{where}: member {name!r} has a negative size")
     return name
+
+
+# mender-artifact's rule for payload file names: ASCII letters, digits and ".,_-"
+_PAYLOAD_NAME = re.compile(r"[A-Za-z0-9_.,-]+")
+
+
+def check_payload_name(name: str, where: str) -> None:
+    """A payload file's name: plain (no directory), of the characters the reference takes."""
+    check_name(name, where)
+    if not _PAYLOAD_NAME.fullmatch(name):
+        raise ArtifactError(f"{where}: payload file name {name!r} has characters other than "
+                            "ASCII letters, digits and '.,_-' (mender-artifact refuses them)")
 
 
 def check_name(name: str, where: str) -> None:

@@ -34,7 +34,7 @@ from . import compression as comp
 from .headers import build_header_files
 from .manifest import serialise_manifest
 from .model import ArtifactSpec, PayloadFile
-from .safetar import BLOCK, END_OF_ARCHIVE, check_name, member_header, padding
+from .safetar import BLOCK, END_OF_ARCHIVE, check_payload_name, member_header, padding
 from .signing import sign_manifest
 
 CHUNK = 1 << 20
@@ -67,10 +67,7 @@ def write_artifact(out: Output, spec: ArtifactSpec, files: Sequence[PayloadFile]
 def _check_files(files: Sequence[PayloadFile]) -> None:
     seen = set()
     for f in files:
-        check_name(f.name, "payload file")
-        if "/" in f.name or any(c.isspace() for c in f.name):
-            raise ArtifactError(f"payload file name {f.name!r} must be a plain name "
-                                "without '/' or white space")
+        check_payload_name(f.name, "writing")
         if f.name in seen:
             raise ArtifactError(f"payload file {f.name!r} given twice")
         seen.add(f.name)
