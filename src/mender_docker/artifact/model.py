@@ -36,8 +36,8 @@ class ArtifactSpec:
 class PayloadFile:
     """One payload file: its name in the data tar, its exact size and how to read it.
 
-    `open` is called once per pass (a first pass hashes when `sha256` is None),
-    so it must return a fresh stream each time.
+    The writer calls `open` once and reads the stream to its end, hashing as it
+    goes; a given `sha256` is checked against what was read.
     """
 
     name: str
