@@ -4,7 +4,8 @@ Standard library only: this file ships inside the device-side module.
 
 The original generator writes two keys, kept exactly:
 
-    containers  list of image references pinned by digest, "repo@sha256:<hex>"
+    containers  list of image references pinned by digest, "repo[:tag]@sha256:<hex>"
+                (docker's grammar, with the limits of imageref.py)
     run_args    one string of `docker run` arguments for every container
 
 Extension keys are flat (Mender meta-data allows only strings, numbers and
@@ -38,17 +39,14 @@ import shlex
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from mender_docker import imageref
 from mender_docker.runargs import RunArgs, RunArgsError, parse
 
 DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
-_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
-_HOST = (
-    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]*[a-zA-Z0-9])?)*"
-    r"(?::[0-9]+)?|\[[0-9a-fA-F:]+\](?::[0-9]+)?)"
-)
-_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"  # docker's \w is ASCII
+# The syntax of a pinned reference, for quick checks: imageref's grammar with a digest
+# required (split_pinned also applies its 255-character limit).
 PINNED_REF_RE = re.compile(
-    rf"^(?P<repo>(?:{_HOST}/)?{_COMPONENT}(?:/{_COMPONENT})*)(?::(?P<tag>{_TAG}))?@(?P<digest>sha256:[0-9a-f]{{64}})$"
+    rf"^(?P<repo>{imageref.NAME})(?::(?P<tag>{imageref.TAG}))?@(?P<digest>{imageref.DIGEST})$"
 )
 NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 
@@ -360,15 +358,19 @@ def refuse_always(
 
 
 def split_pinned(reference: str) -> Tuple[str, str]:
-    """Split "repo[:tag]@sha256:..." into (repo, digest)."""
-    match = PINNED_REF_RE.fullmatch(reference)  # `$` alone accepts a final newline
-    if not match:
-        raise MetadataError(
-            f"image reference {reference!r} is not pinned by digest (repo@sha256:...)"
-        )
-    if len(match.group("repo")) > 255:  # docker's limit for a repository name
-        raise MetadataError(f"image reference {reference[:60]!r}...: repository name is too long")
-    return match.group("repo"), match.group("digest")
+    """Split "repo[:tag]@sha256:..." into (repo, digest); repo as written.
+
+    The grammar is imageref's (docker's); a reference it refuses, or one without
+    a digest, is a MetadataError naming the reason."""
+    shown = repr(reference if len(reference) <= 100 else reference[:100] + "...")
+    expected = f"image reference {shown} is not pinned by digest (repo[:tag]@sha256:<64 hex>)"
+    try:
+        parsed = imageref.parse_image_reference(reference)
+    except imageref.ImageReferenceError as exc:
+        raise MetadataError(f"{expected}: {exc}") from None
+    if parsed.digest is None:
+        raise MetadataError(expected)
+    return parsed.name, parsed.digest
 
 
 def loaded_tag(reference: str) -> str:

@@ -75,7 +75,11 @@ CASES: List[Tuple[str, str, str]] = [
     ("digest too short", doc(containers=[f"app@sha256:{'a' * 63}"]), "not pinned by digest"),
     ("digest too long", doc(containers=[f"app@sha256:{'a' * 65}"]), "not pinned by digest"),
     ("digest uppercase hex", doc(containers=[f"app@sha256:{'A' * 64}"]), "not pinned by digest"),
-    ("digest other algorithm", doc(containers=[f"app@sha512:{'a' * 128}"]), "not pinned by digest"),
+    (
+        "digest other algorithm",
+        doc(containers=[f"app@sha512:{'a' * 128}"]),
+        "unsupported digest algorithm 'sha512' (only sha256)",
+    ),
     ("reference with trailing newline", doc(containers=[IMAGE + "\n"]), "not pinned by digest"),
     ("reference with leading space", doc(containers=[" " + IMAGE]), "not pinned by digest"),
     (
@@ -99,6 +103,24 @@ CASES: List[Tuple[str, str, str]] = [
         doc(containers=["a" * 100_000 + "@" + DIGEST]),
         "repository name is too long",
     ),
+    # the shared grammar (imageref.py) takes what docker 20.10 and 23+ both take
+    (
+        "uppercase first component (a host to docker 23+, a path to 20.10)",
+        doc(containers=[f"MyHost/app@{DIGEST}"]),
+        "not pinned by digest (repo[:tag]@sha256:<64 hex>): repository name must be lowercase",
+    ),
+    (
+        "IPv6 registry (docker 23+ only)",
+        doc(containers=[f"[::1]:5000/app@{DIGEST}"]),
+        "IPv6 registry addresses are not accepted",
+    ),
+    (
+        "name of 256 characters with docker.io/library/ (docker 20.10 counts them)",
+        doc(containers=["a" * 238 + "@" + DIGEST]),
+        "repository name is too long (256 characters as docker.io/..., at most 255)",
+    ),
+    ("invalid registry host", doc(containers=[f"a_b.c/app@{DIGEST}"]), "invalid registry host"),
+    ("tag after the digest", doc(containers=[f"app@{DIGEST}:1"]), "invalid digest"),
     # run_args
     ("run_args a list", doc(run_args=["-d"]), "'run_args' must be a string"),
     ("run_args a number", doc(run_args=1), "'run_args' must be a string"),

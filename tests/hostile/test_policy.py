@@ -9,6 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import pytest
 
+from mender_docker.imageref import ImageReferenceError
 from mender_docker.module.errors import ConfigError, DeploymentError
 from mender_docker.module.policy import (
     DANGEROUS,
@@ -471,12 +472,31 @@ def test_bad_settings_are_config_errors(settings: dict[str, str], fragment: str)
         (f"127.0.0.1:5000/app@{DIGEST}", "127.0.0.1:5000"),
         (f"localhost/app@{DIGEST}", "localhost"),
         (f"localhost:5000/a/b/c@{DIGEST}", "localhost:5000"),
-        (f"MyHost/app@{DIGEST}", "myhost"),  # an uppercase first component is a host
-        (f"[::1]:5000/app@{DIGEST}", "[::1]:5000"),
+        (f"INDEX.DOCKER.IO/app@{DIGEST}", "docker.io"),  # host names are case-blind
+        # the Hub's API host is a registry of its own to docker: no mirrors, no library/
+        (f"registry-1.docker.io/library/busybox@{DIGEST}", "registry-1.docker.io"),
     ],
 )
 def test_registry_host_resolves_like_docker(image: str, host: str) -> None:
     assert registry_host(image) == host
+
+
+@pytest.mark.parametrize(
+    ("image", "reason"),
+    [
+        # docker 23+ reads an uppercase first component as a host, docker 20.10 refuses it
+        # as an uppercase path: the shared grammar (imageref.py) takes what both take
+        (f"MyHost/app@{DIGEST}", "repository name must be lowercase"),
+        (f"[::1]:5000/app@{DIGEST}", "IPv6 registry addresses are not accepted"),  # 23+ only
+        (f"a_b.c/app@{DIGEST}", "invalid registry host"),
+    ],
+)
+def test_registry_host_of_a_malformed_reference(image: str, reason: str) -> None:
+    # spec refuses the meta-data first; a policy given one anyway fails closed
+    with pytest.raises(ImageReferenceError, match=reason):
+        registry_host(image)
+    with pytest.raises(MetadataError, match=reason):
+        parse_metadata_json(json.dumps({"containers": [image]}))
 
 
 def test_allowed_registries() -> None:
@@ -493,6 +513,20 @@ def test_docker_io_spellings_are_one_registry() -> None:
     policy = policy_from_settings({"allowed_registries": "index.docker.io"})
     check(planned([], f"busybox@{DIGEST}"), policy)
     check(planned([], f"docker.io/library/busybox@{DIGEST}"), policy)
+    check(planned([], f"Index.Docker.IO/library/busybox@{DIGEST}"), policy)
+
+
+def test_the_hub_api_host_is_a_registry_of_its_own() -> None:
+    # docker pulls registry-1.docker.io/... without the docker.io mirrors and
+    # credentials: listed on its own (before, both spellings were docker.io)
+    policy = policy_from_settings({"allowed_registries": "docker.io"})
+    with pytest.raises(PolicyError, match="'registry-1.docker.io' is not one of docker.io"):
+        check(planned([], f"registry-1.docker.io/library/busybox@{DIGEST}"), policy)
+    policy = policy_from_settings({"allowed_registries": "Registry-1.Docker.io"})
+    assert policy.allowed_registries == ("registry-1.docker.io",)
+    check(planned([], f"registry-1.docker.io/library/busybox@{DIGEST}"), policy)
+    with pytest.raises(PolicyError, match="'docker.io' is not one of registry-1.docker.io"):
+        check(planned([], f"busybox@{DIGEST}"), policy)
 
 
 def test_a_positional_image_swap_is_refused_on_every_device() -> None:

@@ -51,7 +51,17 @@ DIGEST = "sha256:" + "ab" * 32
             None,
             None,
         ),
-        ("[::1]:5000/x:y", "[::1]:5000/x", "[::1]:5000", "x", "y", None),
+        ("docker.io/x", "docker.io/x", "registry-1.docker.io", "library/x", None, None),
+        # the Hub's API host spelled out is another registry to docker: no library/
+        (
+            "registry-1.docker.io/x:1",
+            "registry-1.docker.io/x",
+            "registry-1.docker.io",
+            "x",
+            "1",
+            None,
+        ),
+        ("Example.com/a", "Example.com/a", "Example.com", "a", None, None),
         ("a__b/c-d.e_f", "a__b/c-d.e_f", "registry-1.docker.io", "a__b/c-d.e_f", None, None),
     ],
 )
@@ -87,16 +97,23 @@ def test_target_prefers_digest_then_tag_then_latest() -> None:
     "text, why",
     [
         ("", "empty"),
-        (" debian", "spaces"),
+        (" debian", "contains a space"),
         ("Debian", "lowercase"),
+        # docker 23+ reads an uppercase first component as a host, 20.10 as a path
+        ("Foo/bar", "repository name must be lowercase"),
+        # docker 23+ only; the shared grammar takes what every engine in service takes
+        ("[::1]:5000/x:y", "IPv6 registry addresses are not accepted"),
+        (f"debian@sha512:{'a' * 128}", "unsupported digest algorithm 'sha512'"),
+        ("a" * 64, "image ID"),
+        ("a" * 238, "repository name is too long"),
         ("debian:", "invalid tag"),
         ("debian:-x", "invalid tag"),
         ("debian@sha256:abc", "digest"),
         (f"debian@md5:{'a' * 32}", "digest"),
-        ("a//b", "invalid repository component"),
-        ("-x", "invalid repository component"),
+        ("a//b", "invalid repository path component"),
+        ("-x", "invalid repository path component"),
         ("host:port/x", "invalid registry host"),
-        ("x/", "invalid repository component"),
+        ("x/", "invalid repository path component"),
         (":tag", "no repository"),
     ],
 )

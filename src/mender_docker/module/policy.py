@@ -19,7 +19,9 @@ Three settings, all optional; unset means the original module's behaviour
                         `safe, --sysctl, bind=/srv/app`; deny rules still apply
     allowed_registries  comma-separated registry hosts ("docker.io",
                         "registry.example.com:5000"); every image's registry
-                        must be listed. Names without a host are docker.io.
+                        must be listed, as docker names it (imageref.py): names
+                        without a host, and index.docker.io, are docker.io;
+                        registry-1.docker.io is a registry of its own. Case-blind.
 
 Rule forms (deny and allow):
 
@@ -51,6 +53,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 
+from mender_docker.imageref import ImageReferenceError, normalise_host, parse_image_reference
 from mender_docker.module.errors import ConfigError, DeploymentError
 from mender_docker.runargs import GRAMMARS, RunArgs, Use
 from mender_docker.spec import PlannedContainer
@@ -409,14 +412,13 @@ def find_violations(
     judged: Dict[int, Tuple[RunArgs, List[Tuple[str, str, str]]]] = {}
     for item in planned:
         if policy.allowed_registries is not None:
-            host = registry_host(item.image)
+            try:
+                host = registry_host(item.image)
+                why = f"registry {host!r} is not one of {', '.join(policy.allowed_registries)}"
+            except ImageReferenceError as exc:  # spec refuses these first: fail closed
+                host, why = "", f"malformed image reference: {exc}"
             if host not in policy.allowed_registries:
-                found.append(
-                    Violation(
-                        item.name, item.image, item.image, f"{REGISTRIES_KEY}",
-                        f"registry {host!r} is not one of {', '.join(policy.allowed_registries)}",
-                    )
-                )  # fmt: skip
+                found.append(Violation(item.name, item.image, item.image, REGISTRIES_KEY, why))
         reported: Set[str] = set()
         for part in item.run.leaves():
             if id(part) not in judged:
@@ -510,15 +512,12 @@ def describe(run: RunArgs) -> Access:
 
 
 def registry_host(image: str) -> str:
-    """The registry an image reference pulls from, resolved as docker does."""
-    name = image.split("@", 1)[0]
-    first, slash, _ = name.partition("/")
-    if not slash or (
-        "." not in first and ":" not in first and first != "localhost" and first == first.lower()
-    ):
-        return "docker.io"
-    host = first.lower()
-    return "docker.io" if host in ("index.docker.io", "registry-1.docker.io") else host
+    """The registry an image reference pulls from, as docker names it (the shared
+    grammar, imageref.py), lower-cased: "busybox" and "index.docker.io/busybox" are
+    "docker.io"; "registry-1.docker.io/x" is its own registry to docker (no mirrors,
+    no library/), so here too. Raises ImageReferenceError for a malformed reference
+    (find_violations reports it as a violation)."""
+    return parse_image_reference(image).host
 
 
 def _has_quotes_or_breaks(value: str) -> bool:
@@ -749,9 +748,9 @@ def _split_rule_option(rule: str) -> Tuple[Optional[str], Optional[str]]:
 
 
 def _normalise_registry(host: str) -> str:
-    host = host.strip().lower()
-    if host in ("index.docker.io", "registry-1.docker.io"):
-        return "docker.io"
+    """A configured host as registry_host names it: lower case, docker.io for its
+    alias index.docker.io (registry-1.docker.io is another registry to docker)."""
+    host = normalise_host(host.strip())
     if not _HOST_RE.match(host):
         raise ConfigError(f"{REGISTRIES_KEY}: {host!r} is not a registry host[:port]")
     return host
