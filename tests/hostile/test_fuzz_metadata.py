@@ -209,7 +209,7 @@ def test_the_fuzzers_reach_acceptance() -> None:
     # A fuzzer that never produces an accepted document tests only the error path.
     accepted: List[DockerMetadata] = []
 
-    @settings(max_examples=60, deadline=None, database=None)
+    @settings(max_examples=60, deadline=None, database=None, derandomize=True)
     @given(valid_documents())
     def collect(doc: Dict[str, Any]) -> None:
         meta = parse_or_none(json.dumps(doc))
