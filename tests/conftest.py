@@ -23,6 +23,12 @@ from tests.realstack import (
     run,
 )
 
+# Property tests: the same examples on every run and no clock in the verdict, so no test
+# fails by chance or because the machine is busy (CI shares 2 cores).
+settings.register_profile("project", derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("project")
+
 
 @pytest.fixture(scope="session")
 def docker_engine() -> None:
