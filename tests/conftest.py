@@ -8,12 +8,6 @@ from typing import Iterator, List
 import pytest
 from hypothesis import HealthCheck, settings
 
-# Property tests: the same examples on every run and no clock in the verdict, so no test
-# fails by chance or because the machine is busy (CI shares 2 cores).
-settings.register_profile("project", derandomize=True, deadline=None,
-                          suppress_health_check=[HealthCheck.too_slow])
-settings.load_profile("project")
-
 from tests.realstack import (
     CLIENTS,
     ImageFactory,
