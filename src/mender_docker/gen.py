@@ -32,7 +32,7 @@ from mender_docker.registry.docker_resolver import resolve_with_docker
 from mender_docker.registry.export import (
     BlobStore,
     ExportedImage,
-    ProgressBar,
+    Progress,
     RegistryExporter,
     export_with_docker,
 )
@@ -250,20 +250,23 @@ def load_signer(path: str) -> Any:
         raise GeneratorError(f"signing key {path!r}: {exc}") from None
 
 
-def export_all(options: GenOptions, store: BlobStore) -> Tuple[ExportedImage, ...]:
-    """Fetch every image into `store` (one at a time: they may share layers)."""
+def export_all(
+    options: GenOptions, store: BlobStore, progress: Optional[Progress] = None
+) -> Tuple[ExportedImage, ...]:
+    """Fetch every image into `store` (one at a time: they may share layers);
+    `progress` is told the bytes as they are fetched (the command line's bar)."""
+    if options.resolver == "docker":
+        return tuple(
+            export_with_docker(image, options.platform, store, progress)
+            for image in options.images
+        )
     exporter = RegistryExporter(insecure=options.insecure_registries)
-    bar = ProgressBar(0, "fetching images")
     try:
-        out = []
-        for image in options.images:
-            if options.resolver == "docker":
-                out.append(export_with_docker(image, options.platform, store, bar))
-            else:
-                out.append(exporter.export(image, options.platform, store, bar))
-        return tuple(out)
+        return tuple(
+            exporter.export(image, options.platform, store, progress) for image in options.images
+        )
     finally:
-        bar.close()
+        exporter.close()
 
 
 def as_resolved(image: ExportedImage) -> ResolvedImage:
@@ -276,11 +279,13 @@ def as_resolved(image: ExportedImage) -> ResolvedImage:
     )
 
 
-def generate_offline(options: GenOptions, signer: Any) -> GenResult:
+def generate_offline(
+    options: GenOptions, signer: Any, progress: Optional[Progress] = None
+) -> GenResult:
     """Embed the images: fetch the blobs to a temp store, stream the payload from it."""
     folder = os.path.dirname(os.path.abspath(options.output_path))
     with tempfile.TemporaryDirectory(prefix=".mender-docker-blobs-", dir=folder) as temp:
-        embedded = export_all(options, BlobStore(temp))
+        embedded = export_all(options, BlobStore(temp), progress)
         images = tuple(as_resolved(image) for image in embedded)
         metadata = build_metadata(options, images, embedded)
         spec = build_spec(options, metadata)
@@ -294,14 +299,20 @@ def generate_offline(options: GenOptions, signer: Any) -> GenResult:
     return GenResult(options.output_path, metadata, images, spec, embedded)
 
 
-def generate(options: GenOptions, resolver: Optional[Resolver] = None) -> GenResult:
-    """Resolve every image, then write the artifact atomically to options.output_path."""
+def generate(
+    options: GenOptions,
+    resolver: Optional[Resolver] = None,
+    progress: Optional[Progress] = None,
+) -> GenResult:
+    """Resolve every image, then write the artifact atomically to options.output_path.
+
+    With embed_images, `progress` is called with the bytes of each chunk fetched."""
     if options.compose_file is not None:
         options = with_application(options)
     check_options(options)
     signer = load_signer(options.key) if options.key else None  # before any network
     if options.embed_images:
-        return generate_offline(options, signer)
+        return generate_offline(options, signer, progress)
     images = resolve_all(options, resolver or default_resolver(options))
     metadata = build_metadata(options, images)
     spec = build_spec(options, metadata)

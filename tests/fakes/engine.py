@@ -1,18 +1,25 @@
 """A fake container engine: containers and images in memory, every call recorded.
 
-It implements `mender_docker.module.engine.ContainerEngine`. `crash_at = N`
-raises SimulatedCrash (a BaseException, like SIGKILL nothing catches it) at
-the N-th call, to prove the module recovers from a crash at any point.
+It implements the whole `mender_docker.module.engine.ContainerEngine`, with the
+same signatures (mypy checks it, see `as_container_engine`; so does
+tests/module/test_engine.py). Every engine call is recorded in `calls`, the
+name first: those in MUTATING change something, so "nothing was changed"
+checks look at `mutations()`. `crash_at = N` raises SimulatedCrash (a
+BaseException, like SIGKILL nothing catches it) at the N-th call, to prove the
+module recovers from a crash at any point.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import itertools
+import json
+import tarfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from mender_docker.module.engine import ContainerInfo, ImageInfo
+from mender_docker.module.engine import ContainerEngine, ContainerInfo, Feed, ImageInfo
 from mender_docker.module.errors import (
     DaemonDownError,
     EngineError,
@@ -20,20 +27,51 @@ from mender_docker.module.errors import (
     UnsupportedError,
 )
 
-MUTATING = {
-    "pull",
-    "create",
-    "create_network",
-    "remove_network",
-    "create_volume",
-    "create_and_start",
-    "stop",
-    "start",
-    "rename",
-    "set_restart_policy",
-    "remove_container",
-    "remove_image",
-}
+# The names of the recorded calls that change containers, images, networks or
+# volumes: ContainerEngine methods, and what a Feed does (finish_load: the load
+# completes; abort_load: it is killed, the engine loads nothing).
+MUTATING = frozenset(
+    {
+        "pull",
+        "start_load",
+        "finish_load",
+        "abort_load",
+        "start_import",
+        "finish_import",
+        "abort_import",
+        "create",
+        "create_network",
+        "remove_network",
+        "create_volume",
+        "stop",
+        "start",
+        "rename",
+        "set_restart_policy",
+        "remove_container",
+        "remove_image",
+    }
+)
+# The ContainerEngine methods that only look (run_healthcheck runs a probe, which
+# records a health result, nothing else); the first two are no engine calls at
+# all (not recorded).
+READ_ONLY = frozenset(
+    {
+        "lasting_restart_policy",
+        "runs_healthchecks",
+        "version",
+        "run_healthcheck",
+        "data_root",
+        "list_containers",
+        "inspect_containers",
+        "inspect_image",
+        "imports_base_layers",
+        "network_exists",
+        "list_networks",
+        "volume_exists",
+        "logs_tail",
+        "last_exit_code",
+    }
+)
 
 
 class SimulatedCrash(BaseException):
@@ -63,6 +101,9 @@ class FakeContainer:
     started: int = 0
     command: Tuple[str, ...] = ()
     networks: Tuple[str, ...] = ()
+    restart_count: int = 0  # restarts by its restart policy (see FakeEngine.restart)
+    exits: List[int] = field(default_factory=list)  # every exit code, as the `die` events
+    created: str = "2026-01-01T00:00:00Z"
 
 
 def digest_of(text: str) -> str:
@@ -81,6 +122,8 @@ class FakeEngine:
     crash_at: Optional[int] = None
     daemon_down: bool = False
     podman4: bool = False  # like podman 4: `always` lasts; no `update --restart`
+    split_base: bool = False  # what imports_base_layers() says (dockerd's classic store)
+    events_lost: bool = False  # last_exit_code finds no event (dockerd keeps only 256)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- test helpers ------------------------------------------------------------------
@@ -129,11 +172,27 @@ class FakeEngine:
     def by_name(self, name: str) -> FakeContainer:
         return next(c for c in self.containers.values() if c.name == name)
 
+    def exit(self, container_id: str, code: int) -> None:
+        """The container's process ends with `code` (no engine call: it just happens)."""
+        container = self._container(container_id)
+        container.running, container.exit_code = False, code
+        container.exits.append(code)
+
+    def restart(self, container_id: str, code: int) -> None:
+        """The container exits with `code` and its restart policy restarts it: as on
+        dockerd and podman, inspect then shows it running with ExitCode 0 again."""
+        self.exit(container_id, code)
+        container = self._container(container_id)
+        container.running, container.exit_code = True, 0
+        container.restart_count += 1
+        container.started += 1
+
     # -- plumbing ------------------------------------------------------------------------
     def _new_id(self) -> str:
         return hashlib.sha256(str(next(self._ids)).encode()).hexdigest()
 
     def _call(self, *call: str) -> None:
+        """Record an engine call: then crash (crash_at) or fail (daemon_down) as told."""
         self.calls.append(call)
         if self.crash_at is not None and len(self.calls) >= self.crash_at:
             self.crash_at = None
@@ -208,9 +267,11 @@ class FakeEngine:
                     restart_policy=c.restart_policy,
                     health=c.health,
                     started_at=str(c.started),
+                    restart_count=c.restart_count,
                     labels=dict(c.labels),
                     health_interval=1.0,
                     networks=c.networks,
+                    created=c.created,
                 )
             )
         return out
@@ -227,6 +288,42 @@ class FakeEngine:
         src = self.registry[ref]
         have = self.images.setdefault(src.id, FakeImage(src.id, set(), src.size, src.behaviour))
         have.refs |= src.refs
+
+    def start_load(self) -> Feed:
+        self._call("start_load")
+        return FakeFeed(self, "load")
+
+    def start_import(self, tag: str) -> Feed:
+        self._call("start_import", tag)
+        return FakeFeed(self, "import", tag)
+
+    def imports_base_layers(self) -> bool:
+        self._call("imports_base_layers")
+        return self.split_base
+
+    def _loaded(self, feed: FakeFeed) -> str:
+        """What `docker load` (or `import`) does with a feed's complete input."""
+        data = bytes(feed.data)
+        if feed.kind == "import":
+            found = FakeImage(digest_of(data.hex()), {feed.tag}, len(data))
+            self.images.setdefault(found.id, found).refs.add(feed.tag)
+            return found.id + "\n"
+        try:  # a `docker save` tar: manifest.json names each image's config and tags
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                member = tar.extractfile("manifest.json")
+                manifest = json.loads(member.read() if member else b"[]")
+        except (tarfile.TarError, KeyError, ValueError) as exc:
+            raise EngineError(["docker", "load"], 1, f"Error processing tar file: {exc}") from None
+        lines = []
+        for entry in manifest:
+            image = "sha256:" + str(entry["Config"]).split(".", 1)[0]
+            refs = {str(tag) for tag in entry.get("RepoTags") or ()}
+            behaviour = next((i.behaviour for i in self.registry.values() if i.id == image), "ok")
+            self.images.setdefault(image, FakeImage(image, set(), len(data), behaviour))
+            self.images[image].refs |= refs
+            loaded = [f"Loaded image: {ref}" for ref in sorted(refs)]
+            lines += loaded or [f"Loaded image ID: {image}"]
+        return "".join(line + "\n" for line in lines)
 
     def create(
         self,
@@ -289,13 +386,6 @@ class FakeEngine:
         self._call("create_volume", name)
         self.volumes[name] = dict(labels)
 
-    def create_and_start(
-        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
-    ) -> str:
-        container_id = self.create(name, image, args, labels)
-        self.start(container_id)
-        return container_id
-
     def stop(self, container_id: str, timeout: float) -> None:
         self._call("stop", container_id)
         self._container(container_id).running = False
@@ -307,9 +397,9 @@ class FakeEngine:
         container.started += 1
         behaviour = self._behaviour(container)
         if behaviour == "exits":
-            container.running, container.exit_code = False, 1
+            self.exit(container.id, 1)
         elif behaviour == "completes":
-            container.running, container.exit_code = False, 0
+            self.exit(container.id, 0)
         elif behaviour in ("unhealthy", "healthy"):
             # podman 4 without systemd: `starting` until someone runs the probe
             container.health = "starting" if self.podman4 else behaviour
@@ -349,3 +439,53 @@ class FakeEngine:
     def logs_tail(self, container_id: str, lines: int) -> str:
         self._call("logs_tail", container_id)
         return "fake: something went wrong\n"
+
+    def last_exit_code(self, container_id: str, since: str = "") -> Optional[int]:
+        self._call("last_exit_code", container_id, since)
+        container = self.containers.get(container_id)
+        if container is None or not container.exits or self.events_lost:
+            return None
+        return container.exits[-1]
+
+
+@dataclass
+class FakeFeed:
+    """The input of a fake `docker load` (or `import TAG`): collected, then loaded on
+    finish(); abort() loads nothing. Each step is a recorded (mutating) call."""
+
+    engine: FakeEngine
+    kind: str  # load | import
+    tag: str = ""
+    data: bytearray = field(default_factory=bytearray)
+    done: bool = False
+
+    def _record(self, step: str) -> None:
+        self.engine._call(f"{step}_{self.kind}", *([self.tag] if self.tag else []))
+
+    def write(self, data: bytes) -> None:
+        assert not self.done, f"write after the {self.kind} ended"
+        self.data += data
+
+    def finish(self) -> str:
+        assert not self.done, f"finish after the {self.kind} ended"
+        self.done = True
+        self._record("finish")
+        return self.engine._loaded(self)
+
+    def abort(self) -> None:
+        """Kill it: never fails (the real one only kills a process), nothing is loaded."""
+        if not self.done:
+            self.done = True
+            self.engine.calls.append((f"abort_{self.kind}", *([self.tag] if self.tag else [])))
+
+
+def as_container_engine(engine: FakeEngine) -> ContainerEngine:
+    """Where mypy checks that FakeEngine is a ContainerEngine (structurally)."""
+    checked: ContainerEngine = engine
+    return checked
+
+
+def as_feed(feed: FakeFeed) -> Feed:
+    """Where mypy checks that FakeFeed is a Feed."""
+    checked: Feed = feed
+    return checked

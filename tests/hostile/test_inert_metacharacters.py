@@ -135,8 +135,10 @@ def test_real_engine_passes_payloads_literally_and_runs_nothing_on_the_host(
     )
     (planned,) = meta.plan()
     containers.append(planned.name)
-    # Exactly the module's engine call: `docker run -d --name N --label ... ARGS IMAGE`.
-    Engine().create_and_start(planned.name, planned.image, planned.args, {"hostile.test": "1"})
+    # Exactly the module's engine calls: `docker create --name=N ARGS --label=... IMAGE`,
+    # then `docker start`.
+    engine = Engine()
+    engine.start(engine.create(planned.name, planned.image, planned.args, {"hostile.test": "1"}))
 
     inspect = run(["docker", "inspect", "--format", "{{json .Config}}", planned.name]).stdout
     config = json.loads(inspect)

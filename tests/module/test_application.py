@@ -14,6 +14,8 @@ from tests.fakes.device import Device
 from tests.fakes.engine import FakeEngine, SimulatedCrash
 
 COMPOSE = "com.docker.compose"
+# every journal write of these tests follows the phase table (deployment.NEXT)
+pytestmark = pytest.mark.usefixtures("phases_follow_the_table")
 
 
 def app(

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -18,11 +20,20 @@ from typing import Dict, Iterator, List
 import pytest
 
 from mender_docker.cli.module_tools import build_module
+from mender_docker.module.config import Config
+from mender_docker.module.context import Context
+from mender_docker.module.deployment import Phase
 from mender_docker.module.engine import Engine
-from mender_docker.module.errors import DaemonDownError, EngineMissingError, NoSuchObjectError
-from mender_docker.module.journal import CLEANED, FAILED, ROLLED_BACK, JournalStore
+from mender_docker.module.errors import (
+    DaemonDownError,
+    EngineMissingError,
+    HealthCheckError,
+    NoSuchObjectError,
+)
+from mender_docker.module.health import fail
+from mender_docker.module.journal import JournalStore
 from mender_docker.module.main import main
-from tests.realstack import ImageFactory, run, unique
+from tests.realstack import ENGINES, PODMAN, ImageFactory, PodmanStore, Registry, run, unique
 
 pytestmark = pytest.mark.real
 
@@ -91,7 +102,10 @@ def test_adapter_lifecycle(image_factory: ImageFactory, cleaner: Cleaner) -> Non
 
     name = unique("adapter")
     labels = {f"{cleaner.namespace}.test": "1", "odd": "a=b c"}
-    cid = engine.create_and_start(name, ref, ["--restart", "on-failure:3", "-e", "X=1 2"], labels)
+    cid = engine.create(name, ref, ["--restart=on-failure:3", "--env=X=1 2"], labels)
+    [info] = engine.inspect_containers([cid])
+    assert (info.status, info.running, info.restart_count) == ("created", False, 0)
+    engine.start(cid)
     [info] = engine.inspect_containers([cid])
     assert (info.name, info.running, info.restart_policy) == (name, True, "on-failure:3")
     assert info.labels["odd"] == "a=b c" and info.image_id == image.id
@@ -120,6 +134,49 @@ def test_adapter_lifecycle(image_factory: ImageFactory, cleaner: Cleaner) -> Non
         engine.start(cid)
     engine.remove_image(ref)
     assert engine.inspect_image(ref) is None
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_a_container_its_policy_restarted_still_tells_its_last_exit_code(
+    kind: str, image_factory: ImageFactory, registry: Registry, cleaner: Cleaner, tmp_path: Path
+) -> None:
+    """Restarted by its restart policy, a container shows ExitCode 0 again on both
+    engines (dockerd 20.10, podman 4.3): the exit code comes from the `die` events,
+    and the health gate's error names it whichever order it looked in."""
+    ref = image_factory.build(unique("restarts"), cmd=["sh", "-c", "sleep 2; exit 3"])
+    cleaner.images.append(ref)
+    # not under tmp_path: with a store that deep, podman's exit command (its cleanup,
+    # which restarts the container) never ran here, the container stayed `stopped`
+    short = Path(tempfile.mkdtemp(prefix="mdpm-"))
+    store = PodmanStore(short / "podman", registries=[registry.host]) if kind == PODMAN else None
+    engine = Engine(kind, env=store.env if store else None)
+    try:
+        if store:
+            engine.pull(ref)
+        name = unique("restarts")
+        cid = engine.create(name, ref, ["--restart=always"], {f"{cleaner.namespace}.test": "1"})
+        [info] = engine.inspect_containers([cid])
+        assert engine.last_exit_code(cid, info.created) is None  # it never ran
+        engine.start(cid)
+        deadline = time.monotonic() + 60
+        while not (info.running and info.restart_count >= 1) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            [info] = engine.inspect_containers([cid])
+        assert (info.running, info.exit_code) == (True, 0), info  # the reset code
+        assert info.created and engine.last_exit_code(cid, info.created) == 3
+        ctx = Context(Config(), engine, JournalStore(str(tmp_path / "data")), str(tmp_path))
+        with pytest.raises(HealthCheckError) as failed:
+            fail(ctx, info, "exited during the health gate")
+        count = info.restart_count
+        assert str(failed.value).endswith(
+            f"exited during the health gate (running, restarted {count} "
+            f"time{'' if count == 1 else 's'}, last exit code 3)"
+        )
+        engine.remove_container(cid)
+    finally:
+        if store:
+            store.cleanup()
+        shutil.rmtree(short, ignore_errors=True)
 
 
 def test_adapter_classifies_failures() -> None:
@@ -217,7 +274,7 @@ def test_download_install_commit_cleanup_then_update(
     assert run(["docker", "image", "inspect", web1], check=False).returncode != 0, (
         "the previous deployment's unused image was removed"
     )
-    assert device.phase() == CLEANED
+    assert device.phase() == Phase.CLEANED
 
 
 def test_failed_health_gate_rolls_back_with_the_packed_module(
@@ -259,8 +316,8 @@ def test_failed_health_gate_rolls_back_with_the_packed_module(
     assert running(cleaner.namespace) == before, "the previous container runs again"
     assert inspect(name)["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"  # type: ignore[index]
     assert run(["docker", "image", "inspect", bad], check=False).returncode != 0
-    assert device.phase() == FAILED
-    assert ROLLED_BACK != FAILED
+    assert device.phase() == Phase.FAILED
+    assert Phase.ROLLED_BACK != Phase.FAILED
 
 
 def test_sigkill_during_install_then_rollback(

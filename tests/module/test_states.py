@@ -8,6 +8,7 @@ from typing import List, Optional, Tuple
 
 import pytest
 
+from mender_docker.module.deployment import Phase
 from mender_docker.module.engine import ImageInfo
 from mender_docker.module.errors import (
     DaemonDownError,
@@ -15,12 +16,13 @@ from mender_docker.module.errors import (
     EngineError,
     HealthCheckError,
 )
-from mender_docker.module.journal import CLEANED, FAILED, INSTALLING, ROLLED_BACK
 from mender_docker.spec import MetadataError
 from tests.fakes.device import Device
 from tests.fakes.engine import SimulatedCrash
 
 MANAGED = "io.mender.docker.managed"
+# every journal write of these tests follows the phase table (deployment.NEXT)
+pytestmark = pytest.mark.usefixtures("phases_follow_the_table")
 
 
 @pytest.fixture
@@ -51,7 +53,7 @@ def test_happy_path_scope_all_stops_everything_and_never_removes_unmanaged(devic
     assert old in engine.containers, "an unmanaged container is never removed"
     assert not engine.containers[old].running
     assert device.journal().deployment is not None
-    assert device.journal().deployment.phase == CLEANED  # type: ignore[union-attr]
+    assert device.journal().deployment.phase == Phase.CLEANED  # type: ignore[union-attr]
     assert device.journal().previous_images == [web]
 
 
@@ -100,7 +102,7 @@ def test_managed_scope_leaves_unmanaged_alone(tmp_path: Path) -> None:
     device.deploy("r2", [engine.publish("web", "2")])
     assert engine.containers[other].running
     assert not [call for call in engine.mutations() if other in call]
-    assert device.journal().deployment.previous[0]["name"] == "web"  # type: ignore[union-attr]
+    assert device.journal().deployment.previous[0].name == "web"  # type: ignore[union-attr]
 
 
 def test_managed_scope_refuses_a_name_held_by_an_unmanaged_container(tmp_path: Path) -> None:
@@ -154,7 +156,7 @@ def test_rollback_after_a_crash_at_every_engine_call_of_install(tmp_path: Path) 
         assert device.engine.snapshot() == before, f"crash at install call {crash_at}"
         assert device.engine._image(images[2]) is None, "image pulled only for r2 removed"
         assert device.engine._image(images[1]) is not None, "image r1 still runs kept"
-        assert device.journal().deployment.phase == FAILED  # type: ignore[union-attr]
+        assert device.journal().deployment.phase == Phase.FAILED  # type: ignore[union-attr]
 
 
 def test_rollback_survives_its_own_crash(tmp_path: Path) -> None:
@@ -177,7 +179,7 @@ def test_rollback_after_commit(device: Device) -> None:
     assert device.engine.snapshot() != before
     device.run("ArtifactRollback", "ArtifactFailure", "Cleanup")
     assert device.engine.snapshot() == before
-    assert device.journal().deployment.phase == FAILED  # type: ignore[union-attr]
+    assert device.journal().deployment.phase == Phase.FAILED  # type: ignore[union-attr]
 
 
 def test_failure_without_rollback_restores_the_previous_state(device: Device) -> None:
@@ -216,10 +218,10 @@ def test_health_gate_failure_rolls_back(device: Device) -> None:
     device.run("Download")
     with pytest.raises(HealthCheckError, match="crashy .* exited"):
         device.run("ArtifactInstall")
-    assert device.journal().deployment.phase == INSTALLING  # type: ignore[union-attr]
+    assert device.journal().deployment.phase == Phase.INSTALLING  # type: ignore[union-attr]
     device.run("ArtifactRollback")
     assert device.engine.snapshot() == before
-    assert device.journal().deployment.phase == ROLLED_BACK  # type: ignore[union-attr]
+    assert device.journal().deployment.phase == Phase.ROLLED_BACK  # type: ignore[union-attr]
 
 
 def test_health_gate_times_out_on_unhealthy(device: Device) -> None:
@@ -415,7 +417,7 @@ def test_crash_at_every_call_of_cleanup_then_cleanup_again(tmp_path: Path) -> No
         device.run("Cleanup")
         assert device.engine.snapshot() == expected, f"crash at cleanup call {crash_at}"
         assert device.engine._image(device.engine.publish("web", "1")) is None
-        assert device.journal().deployment.phase == CLEANED  # type: ignore[union-attr]
+        assert device.journal().deployment.phase == Phase.CLEANED  # type: ignore[union-attr]
 
 
 def test_the_owners_policy_refuses_before_anything_changes(tmp_path: Path) -> None:
@@ -454,3 +456,29 @@ def test_podman4_gets_always_and_keeps_old_policies(tmp_path: Path) -> None:
     assert device.engine.containers[old].restart_policy == "always"
     device.run("ArtifactRollback", "ArtifactFailure", "Cleanup")
     assert device.engine.snapshot() == before
+
+
+def _steps(written: List[str]) -> List[str]:
+    """The phases written, each run of the same phase once."""
+    return [phase for i, phase in enumerate(written) if i == 0 or written[i - 1] != phase]
+
+
+def test_the_journal_walks_the_phase_table(
+    device: Device, phases_follow_the_table: List[str]
+) -> None:
+    engine = device.engine
+    device.deploy("r1", [engine.publish("web", "1")])
+    crashy = engine.publish("crashy", "1", behaviour="exits")
+    device.new_deployment("r2", {"containers": [crashy], "run_args": "--restart=no"})
+    device.run("Download")
+    with pytest.raises(HealthCheckError):
+        device.run("ArtifactInstall")
+    device.run("ArtifactRollback", "ArtifactFailure", "Cleanup")
+    assert _steps(phases_follow_the_table) == [
+        # r1: Download, ArtifactInstall (records and checks the images again), ...
+        "downloading", "downloaded", "downloading", "downloaded",
+        "installing", "installed", "committed", "cleaned",
+        # r2: the health gate fails; ArtifactRollback, then Cleanup
+        "downloading", "downloaded", "downloading", "downloaded",
+        "installing", "rolling-back", "rolled-back", "failed",
+    ]  # fmt: skip

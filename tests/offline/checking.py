@@ -5,14 +5,15 @@ from __future__ import annotations
 import io
 from typing import Dict, List, Tuple
 
-from mender_docker.module.offline import PayloadError, verified_chunks
+from mender_docker.module.offline import PayloadChecker, PayloadError
 
 
 def run_check(data: bytes, want: Dict[str, str], chunk: int = 700) -> Tuple[bytes, str]:
     """Feed `data` through the checker; return what it forwarded and the error, if any."""
     forwarded: List[bytes] = []
     try:
-        for part in verified_chunks(io.BufferedReader(io.BytesIO(data), chunk), want):
+        source = io.BufferedReader(io.BytesIO(data), chunk)
+        for _, _, part in PayloadChecker(source, want).events():
             forwarded.append(part)
     except PayloadError as exc:
         return b"".join(forwarded), str(exc)

@@ -102,7 +102,7 @@ def registry_down(registry: Registry) -> Iterator[Registry]:
 
 def transient_tags(journal_dir: Path) -> List[str]:
     """The transient `docker import` tags the journal's deployment recorded."""
-    from mender_docker.module.download import IMPORT_REPOSITORY
+    from mender_docker.module.images import IMPORT_REPOSITORY
 
     data = json.loads((journal_dir / "journal.json").read_text())
     return [ref for ref in data["deployment"]["pulled"] if ref.startswith(IMPORT_REPOSITORY + ":")]

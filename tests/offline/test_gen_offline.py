@@ -14,7 +14,6 @@ from mender_docker.artifact import iter_payloads, read_artifact
 from mender_docker.cli.gen import main as gen_main
 from mender_docker.cli.gen import parse_options
 from mender_docker.gen import generate
-from mender_docker.registry.export import ProgressBar
 from mender_docker.registry.platform import host_platform
 from mender_docker.spec import loaded_tag
 from tests.realstack import Registry, run
@@ -127,26 +126,6 @@ def test_registry_down_is_one_clear_error(
     err = capsys.readouterr().err
     assert code == 1 and "unreachable" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []  # no temp blobs left behind
-
-
-class _Terminal(io.StringIO):
-    def isatty(self) -> bool:
-        return True
-
-
-def test_progress_bar_draws_on_a_terminal_only() -> None:
-    screen = _Terminal()
-    bar = ProgressBar(0, "fetching images", screen)
-    bar._last = -1.0  # draw the first update at once
-    bar(3 * 2**20)
-    bar.close()
-    assert "fetching images: 3.0 MiB" in screen.getvalue()
-    assert screen.getvalue().endswith("\n")
-    pipe = io.StringIO()
-    quiet = ProgressBar(100, "fetching images", pipe)
-    quiet(100)
-    quiet.close()
-    assert pipe.getvalue() == ""
 
 
 def test_layer_not_matching_the_configs_diff_id_is_refused(

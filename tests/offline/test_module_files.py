@@ -16,9 +16,9 @@ import pytest
 from mender_docker.cli.gen import parse_options
 from mender_docker.gen import as_resolved, build_metadata, export_all
 from mender_docker.module.config import Config
-from mender_docker.module.download import IMPORT_REPOSITORY
 from mender_docker.module.engine import Engine
 from mender_docker.module.errors import DeploymentError
+from mender_docker.module.images import IMPORT_REPOSITORY
 from mender_docker.module.main import run_state
 from mender_docker.offline import payload_file
 from mender_docker.registry.export import BlobStore

@@ -22,7 +22,7 @@ from typing import Dict, List, NamedTuple, Optional, Tuple
 import pytest
 
 from mender_docker.module import offline
-from mender_docker.module.offline import PayloadError, verified_chunks
+from mender_docker.module.offline import PayloadChecker, PayloadError
 from mender_docker.offline import payload_file
 from mender_docker.registry.export import Blob, ExportedImage
 from mender_docker.spec import loaded_tag
@@ -426,7 +426,7 @@ def test_zeros_after_the_end_pass_in_bounded_pieces() -> None:
     image = small_image()
     data = good_payload(image) + bytes(5 * offline.CHUNK + 3)
     source = BoundedReads(data)
-    chunks = list(verified_chunks(source, image.expected))
+    chunks = [data for _, _, data in PayloadChecker(source, image.expected).events()]
     assert b"".join(chunks) == data
     assert max(len(c) for c in chunks) <= offline.CHUNK
     assert source.largest <= READ_BOUND
@@ -460,7 +460,7 @@ def test_item10_negative_base256_size_never_reads_the_whole_stream() -> None:
     source = BoundedReads(data)
     forwarded: List[bytes] = []
     with pytest.raises(PayloadError, match="has a base-256 size field") as caught:
-        for part in verified_chunks(source, image.expected):
+        for _, _, part in PayloadChecker(source, image.expected).events():
             forwarded.append(part)
     assert f"(tar header at offset {len(start)})" in str(caught.value)
     assert b"".join(forwarded) == start
@@ -488,7 +488,7 @@ def test_huge_sizes_are_read_in_bounded_pieces(where: str, size: int, message: s
         data = prologue(image) + header(image.layers[0], size=size_field)
     source = BoundedReads(data + bytes(3 * READ_BOUND))
     with pytest.raises(PayloadError, match=message):
-        for _ in verified_chunks(source, image.expected):
+        for _ in PayloadChecker(source, image.expected).events():
             pass
     assert source.largest <= READ_BOUND
 

@@ -2,7 +2,8 @@
 
 The token server lives on the same port at /token and wants HTTP Basic
 credentials. Every request is recorded, so tests can prove which calls the
-client made (and that it never fetched a layer).
+client made (and that it never fetched a layer). With `storage` (a base URL),
+blob GETs are answered with a 307 there, as registries send them to S3 or a CDN.
 """
 
 from __future__ import annotations
@@ -28,8 +29,10 @@ class TokenAuthProxy:
         bind: str = "127.0.0.1",
         require_token: bool = True,
         token_field: str = "token",
+        storage: str = "",
     ) -> None:
         self.upstream = upstream
+        self.storage = storage
         self.user, self.password = user, password
         self.require_token = require_token
         self.token_field = token_field
@@ -76,6 +79,10 @@ class TokenAuthProxy:
             if scope:
                 challenge += f',scope="{scope}"'
             self._reply(handler, 401, {"WWW-Authenticate": challenge}, b'{"errors":[]}')
+            return
+        if self.storage and method == "GET" and "/blobs/" in handler.path:
+            location = f"{self.storage}{handler.path}?X-Amz-Signature=s1gned"
+            self._reply(handler, 307, {"Location": location}, b"")
             return
         conn = http.client.HTTPConnection(self.upstream, timeout=30)
         try:

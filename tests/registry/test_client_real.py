@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import base64
-import http.client
 import socket
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict
 
+import httpx
 import pytest
 
 from mender_docker.errors import RegistryError
@@ -173,12 +173,21 @@ def test_stopped_registry_is_unreachable(tmp_path: Path) -> None:
         resolve(f"{reg.host}/a/b:1")
 
 
-class ResolvingTransport(HttpTransport):
+class ResolvingTransport(httpx.HTTPTransport):
     """Connects `registry.test` to 127.0.0.1, like `curl --resolve`: a registry host that
-    is not loopback by name, without sending anything off this machine."""
+    is not loopback by name, without sending anything off this machine. (The Host
+    header still names registry.test.)"""
 
-    def _connect(self, scheme: str, host: str, port: Optional[int]) -> http.client.HTTPConnection:
-        return super()._connect(scheme, "127.0.0.1" if host == "registry.test" else host, port)
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.host == "registry.test":
+            request = httpx.Request(
+                request.method,
+                request.url.copy_with(host="127.0.0.1"),
+                headers=request.headers,
+                stream=request.stream,
+                extensions=request.extensions,
+            )
+        return super().handle_request(request)
 
 
 def test_insecure_registry_switches_to_plain_http(pushed: PushedSet) -> None:

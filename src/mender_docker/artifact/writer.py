@@ -28,6 +28,7 @@ import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any, Dict, Optional, Sequence, Union
 
+from mender_docker.atomicfile import atomic_file
 from mender_docker.errors import ArtifactError
 
 from . import compression as comp
@@ -50,7 +51,8 @@ def write_artifact(out: Output, spec: ArtifactSpec, files: Sequence[PayloadFile]
     header = _header_tar(spec, compression)
     body = _Body(header, ext, files, compression, signer)
     if isinstance(out, (str, os.PathLike)):
-        _write_atomically(os.fspath(out), body)
+        with atomic_file(os.fspath(out), 0o644) as handle:
+            body.write(handle)
     elif _seekable(out):
         body.write(out)
     else:
@@ -108,35 +110,6 @@ def _header_tar(spec: ArtifactSpec, compression: str) -> bytes:
             tar.write(padding(len(content)))
         tar.write(END_OF_ARCHIVE)
     return raw.getvalue()
-
-
-def _write_atomically(path: str, body: _Body) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w+b") as out:
-            body.write(out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # make the rename durable too
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 class _Body:

@@ -13,6 +13,7 @@ import sys
 from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 
 from mender_docker.cli.common import run_command
+from mender_docker.cli.progress import ProgressBar
 from mender_docker.errors import GeneratorError
 from mender_docker.gen import RESOLVERS, GenOptions, generate, summary
 
@@ -291,7 +292,11 @@ def make_command(prog: str) -> Callable[[List[str]], int]:
             options = parse_options(argv, prog)
         except SystemExit as exc:  # --help
             return exc.code if isinstance(exc.code, int) else 0
-        result = generate(options)
+        if options.embed_images:
+            with ProgressBar("fetching images") as bar:  # on a terminal only
+                result = generate(options, progress=bar)
+        else:
+            result = generate(options)
         print(summary(result))
         return 0
 

@@ -1,8 +1,9 @@
 """`mender-docker build-module | install-module | status`: package and inspect the module.
 
 The module ships as one executable zipapp (`#!/usr/bin/env python3`) holding
-`mender_docker/{spec,imageref,runargs,runopts}.py` and `mender_docker/module/*.py` with an
-`__init__.py` that imports nothing: it runs with the system python3 and no site-packages.
+`mender_docker/{spec,imageref,runargs,runopts,atomicfile}.py` and
+`mender_docker/module/*.py` with an `__init__.py` that imports nothing: it runs with
+the system python3 and no site-packages.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from pathlib import Path
 from typing import List, Optional
 
 import mender_docker
+from mender_docker.atomicfile import write_atomic
 from mender_docker.cli.common import run_command
 from mender_docker.errors import MenderDockerError
-from mender_docker.module.journal import write_atomic
 
 DEFAULT_INSTALL_PATH = "/usr/share/mender/modules/v3/docker"
 # The contract files the device module imports besides module/ itself.
-DEVICE_SHARED = ("spec.py", "imageref.py", "runargs.py", "runopts.py")
+DEVICE_SHARED = ("spec.py", "imageref.py", "runargs.py", "runopts.py", "atomicfile.py")
 MARKER = "mender_docker/module/main.py"  # how we recognise a module we built
 PACKAGE_INIT = '"""Container updates for Mender (packed update module)."""\n\n__version__ = "{}"\n'
 ZIP_MAIN = '''"""The packed Docker Update Module: docker STATE FILE_TREE_DIR."""

@@ -8,7 +8,8 @@ services, the named volumes, and the services in dependency order.
 
 Networks this deployment creates are journalled before they are made, and
 removed by a rollback, a failed cleanup, or the cleanup after the next release
-that no longer uses them, but only when no container is attached. Named volumes
+that no longer uses them, but only when no container is attached (that removal
+is deployment.py's: `remove_unused_networks`, `stale_networks`). Named volumes
 are a user's data: created when missing, never removed.
 """
 
@@ -17,7 +18,6 @@ from __future__ import annotations
 from typing import Callable, Dict, List, Mapping, Sequence
 
 from mender_docker.module.context import Context
-from mender_docker.module.errors import EngineError, NoSuchObjectError
 from mender_docker.module.health import wait_completed, wait_healthy
 from mender_docker.module.journal import Deployment, Journal
 from mender_docker.module.log import log, short
@@ -68,31 +68,6 @@ def ensure_networks_and_volumes(
         if not ctx.engine.volume_exists(name):
             log(f"creating volume {name}")
             ctx.engine.create_volume(name, _object_labels(ctx, meta, "volume", name))
-
-
-def remove_unused_networks(ctx: Context, names: Sequence[str]) -> None:
-    """Remove the networks no container (in any state) is on: a stopped container
-    on a removed network could not start again."""
-    if not names:
-        return
-    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
-    used = {network for c in everything for network in c.networks}
-    for name in names:
-        if name in used:
-            log(f"keeping network {name}: a container is on it")
-            continue
-        log(f"removing network {name}")
-        try:
-            ctx.engine.remove_network(name)
-        except NoSuchObjectError:
-            pass
-        except EngineError as exc:
-            log(f"warning: cannot remove network {name}: {exc}")
-
-
-def stale_networks(ctx: Context, keep: Sequence[str]) -> List[str]:
-    """Our networks the deployed release does not use."""
-    return [n for n in ctx.engine.list_networks(f"{ctx.label('managed')}=1") if n not in keep]
 
 
 def start_in_order(

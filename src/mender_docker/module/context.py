@@ -8,10 +8,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
+from mender_docker.atomicfile import write_atomic
 from mender_docker.module.config import Config
 from mender_docker.module.engine import ContainerEngine
 from mender_docker.module.errors import DeploymentError
-from mender_docker.module.journal import JournalStore, write_atomic
+from mender_docker.module.journal import JournalStore
 from mender_docker.spec import DockerMetadata, MetadataError, PlannedContainer, parse_metadata_json
 
 DEPLOYMENT_ID_FILE = "mender-docker-deployment"

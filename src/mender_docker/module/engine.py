@@ -1,6 +1,8 @@
-"""The container engine: one `run()` choke point over the docker (or podman) CLI.
+"""The container engine: one choke point over the docker (or podman) CLI.
 
-Commands are argument lists, never shell strings. Failures become EngineError
+Every engine command starts in `Engine._spawn` (through `run()`, or `_feed()`
+for the two that read our stream on their stdin): the binary resolved on PATH,
+then the arguments as a list, never a shell string. Failures become EngineError
 subclasses picked from the stderr text, so callers can tell "it is gone" from
 "the daemon is down". `ContainerEngine` is the interface the states use; the
 tests' fake engine implements the same methods.
@@ -13,8 +15,9 @@ import os
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass, field
-from typing import IO, Any, Iterable, List, Mapping, Optional, Protocol, Sequence, Tuple
+from typing import IO, Any, List, Mapping, Optional, Protocol, Sequence, Tuple, Union
 
 from mender_docker.module.errors import (
     DaemonDownError,
@@ -42,6 +45,7 @@ _DAEMON_DOWN_MARKERS = (
 )
 _UNSUPPORTED_MARKERS = ("unknown flag", "unknown shorthand flag")
 DEFAULT_HEALTH_INTERVAL = 30.0  # docker's and podman's default HEALTHCHECK --interval
+EVENTS_TIMEOUT = 30.0  # for `events` over a past period: it reads, it does not wait
 _HEX64 = frozenset("0123456789abcdef")
 
 
@@ -63,7 +67,7 @@ class ContainerInfo:
     image_id: str
     running: bool
     status: str  # running, exited, restarting, created, ...
-    exit_code: int = 0
+    exit_code: int = 0  # of the last exit; both engines reset it to 0 when they restart it
     restart_policy: str = "no"  # in `--restart` syntax, e.g. "on-failure:3"
     health: Optional[str] = None  # starting | healthy | unhealthy, None without healthcheck
     started_at: str = ""  # changes when the engine restarts it
@@ -71,6 +75,7 @@ class ContainerInfo:
     labels: Mapping[str, str] = field(default_factory=dict)
     health_interval: float = DEFAULT_HEALTH_INTERVAL  # seconds between HEALTHCHECK probes
     networks: Tuple[str, ...] = ()  # the networks it is (or will be, once started) on
+    created: str = ""  # when it was created, RFC 3339 (the engines' events take it as --since)
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,31 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
         labels=dict(config.get("Labels") or {}),
         health_interval=int(interval) / 1e9 if int(interval) > 0 else DEFAULT_HEALTH_INTERVAL,
         networks=tuple(((data.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
+        created=str(data.get("Created") or ""),
     )
+
+
+def parse_exit_event(line: str) -> Optional[int]:
+    """The exit code in one container `die` event of `events --format '{{json .}}'`.
+
+    docker: {"status": "die", "Actor": {"Attributes": {"exitCode": "3", ...}}, ...};
+    podman: {"Status": "died", "ContainerExitCode": 3, ...}, the code left out when
+    it is 0. None for a line that is no such event."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    attributes = (data.get("Actor") or {}).get("Attributes") or {}
+    try:
+        if "exitCode" in attributes:
+            return int(attributes["exitCode"])
+        if "ContainerExitCode" in data:
+            return int(data["ContainerExitCode"])
+    except (TypeError, ValueError):
+        return None
+    return 0 if data.get("Status") == "died" else None
 
 
 def parse_image(data: Mapping[str, Any]) -> ImageInfo:
@@ -129,7 +158,6 @@ class ContainerEngine(Protocol):
     def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]: ...
     def inspect_image(self, ref: str) -> Optional[ImageInfo]: ...
     def pull(self, ref: str) -> None: ...
-    def load(self, chunks: Iterable[bytes]) -> str: ...
     def start_load(self) -> Feed: ...
     def start_import(self, tag: str) -> Feed: ...
     def imports_base_layers(self) -> bool: ...
@@ -154,10 +182,19 @@ class ContainerEngine(Protocol):
     def remove_container(self, container_id: str) -> None: ...
     def remove_image(self, ref: str) -> None: ...
     def logs_tail(self, container_id: str, lines: int) -> str: ...
+    def last_exit_code(self, container_id: str, since: str = "") -> Optional[int]: ...
 
 
-class Feed:
+class Feed(Protocol):
     """An engine command reading its stdin from us: write(), then finish() (or abort())."""
+
+    def write(self, data: bytes) -> None: ...
+    def finish(self) -> str: ...
+    def abort(self) -> None: ...
+
+
+class CommandFeed:
+    """The Feed of a running engine command (Engine.start_load, start_import)."""
 
     def __init__(
         self,
@@ -223,34 +260,49 @@ class Engine:
         self.pull_timeout = pull_timeout
         self.env = None if env is None else {**os.environ, **env}
 
-    def run(
-        self, args: Sequence[str], timeout: Optional[float] = None, merge_stderr: bool = False
-    ) -> str:
-        """The only place a subprocess starts: returns stdout, raises EngineError."""
+    def _spawn(
+        self,
+        args: Sequence[str],
+        stdin: Union[int, IO[bytes]],
+        stdout: Union[int, IO[bytes]],
+        stderr: Union[int, IO[bytes]],
+    ) -> subprocess.Popen[bytes]:
+        """The only place a subprocess starts: the engine binary, resolved on PATH
+        here, with `args` as its argument list (never a shell). EngineMissingError
+        when the binary is not there or cannot run."""
         command = [self.binary, *args]
         resolved = shutil.which(self.binary) if os.sep not in self.binary else self.binary
         if not resolved:
             raise EngineMissingError(command, "not on PATH")
-        limit = self.timeout if timeout is None else timeout
         try:
-            done = subprocess.run(  # noqa: S603 - argument list, no shell
-                [resolved, *args],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-                text=True,
-                errors="replace",
-                timeout=limit,
-                env=self.env,
-                check=False,
+            return subprocess.Popen(  # noqa: S603 - argument list, no shell
+                [resolved, *args], stdin=stdin, stdout=stdout, stderr=stderr, env=self.env
             )
         except (FileNotFoundError, PermissionError) as exc:
             raise EngineMissingError(command, exc.strerror or str(exc)) from None
-        except subprocess.TimeoutExpired:
-            raise EngineError(command, -1, f"timed out after {limit:g} s") from None
-        if done.returncode != 0:
-            raise classify(command, done.returncode, done.stderr or done.stdout or "")
-        return str(done.stdout)
+
+    def run(
+        self, args: Sequence[str], timeout: Optional[float] = None, merge_stderr: bool = False
+    ) -> str:
+        """Run one engine command to its end: its stdout, or EngineError."""
+        command = [self.binary, *args]
+        limit = self.timeout if timeout is None else timeout
+        stderr = subprocess.STDOUT if merge_stderr else subprocess.PIPE
+        with self._spawn(args, subprocess.DEVNULL, subprocess.PIPE, stderr) as proc:
+            try:
+                out, err = proc.communicate(timeout=limit)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+                raise EngineError(command, -1, f"timed out after {limit:g} s") from None
+            except BaseException:
+                proc.kill()
+                raise
+        text = out.decode("utf-8", "replace")
+        if proc.returncode != 0:
+            said = (err or b"").decode("utf-8", "replace") or text
+            raise classify(command, proc.returncode, said)
+        return text
 
     @property
     def is_podman(self) -> bool:
@@ -360,22 +412,11 @@ class Engine:
     def pull(self, ref: str) -> None:
         self.run(["pull", "-q", ref], timeout=self.pull_timeout)
 
-    def load(self, chunks: Iterable[bytes]) -> str:
-        """`docker load` with its input streamed from `chunks` (no copy on disk).
-
-        If `chunks` raises, the load is killed before its input is complete: the
-        engine sees a cut connection, refuses the tar and loads nothing new."""
-        feed = self.start_load()
-        try:
-            for chunk in chunks:
-                feed.write(chunk)
-        except BaseException:
-            feed.abort()
-            raise
-        return feed.finish()
-
     def start_load(self) -> Feed:
-        """A running `docker load` whose input the caller writes."""
+        """A running `docker load` whose input the caller writes (no copy on disk).
+
+        Aborted before its input is complete, the load sees a cut stream: the
+        engine refuses the tar and loads nothing new."""
         return self._feed(["load"])
 
     def start_import(self, tag: str) -> Feed:
@@ -384,23 +425,15 @@ class Engine:
         return self._feed(["import", "-", tag])
 
     def _feed(self, args: Sequence[str]) -> Feed:
-        command = [self.binary, *args]
-        resolved = shutil.which(self.binary) if os.sep not in self.binary else self.binary
-        if not resolved:
-            raise EngineMissingError(command, "not on PATH")
+        """An engine command that reads its stdin from us (see CommandFeed); its
+        output goes to a temp file, so it never blocks on a full pipe."""
         output = tempfile.TemporaryFile()
         try:
-            proc = subprocess.Popen(  # noqa: S603 - argument list, no shell
-                [resolved, *args],
-                stdin=subprocess.PIPE,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                env=self.env,
-            )
-        except (FileNotFoundError, PermissionError) as exc:
+            proc = self._spawn(args, subprocess.PIPE, output, subprocess.STDOUT)
+        except BaseException:
             output.close()
-            raise EngineMissingError(command, exc.strerror or str(exc)) from None
-        return Feed(command, proc, output, self.pull_timeout)
+            raise
+        return CommandFeed([self.binary, *args], proc, output, self.pull_timeout)
 
     def create(
         self,
@@ -454,13 +487,6 @@ class Engine:
             return False
         return True
 
-    def create_and_start(
-        self, name: str, image: str, args: Sequence[str], labels: Mapping[str, str]
-    ) -> str:
-        container_id = self.create(name, image, args, labels)
-        self.start(container_id)
-        return container_id
-
     def stop(self, container_id: str, timeout: float) -> None:
         self.run(["stop", "-t", str(int(round(timeout))), container_id], self.timeout + timeout)
 
@@ -489,6 +515,31 @@ class Engine:
             return self.run(["logs", "--tail", str(lines), container_id], merge_stderr=True)
         except EngineError as exc:
             return f"(no logs: {exc})"
+
+    def last_exit_code(self, container_id: str, since: str = "") -> Optional[int]:
+        """The code the container last exited with, from the engine's `die` events
+        since `since` (its creation time): once its restart policy has restarted
+        it, `inspect` says ExitCode 0 on both engines (dockerd 20.10, podman 4.3).
+        None when the events do not say: dockerd keeps only its last 256 events,
+        podman's event logger may be off."""
+        died = "died" if self.is_podman else "die"
+        args = ["events", "--filter", f"container={container_id}", "--filter", f"event={died}"]
+        args += ["--format", "{{json .}}"]
+        if since:
+            args += ["--since", since]
+        if self.is_podman:
+            # podman's --until in the past races its reader (it can print nothing):
+            # without streaming it reads the events logged so far and stops
+            args.append("--stream=false")
+        else:
+            args += ["--until", f"{time.time():.6f}"]  # else the CLI waits for new events
+        try:
+            out = self.run(args, timeout=min(self.timeout, EVENTS_TIMEOUT))
+        except EngineError:
+            return None
+        codes = [parse_exit_event(line) for line in out.splitlines() if line.strip()]
+        found = [code for code in codes if code is not None]
+        return found[-1] if found else None
 
 
 def classify(command: Sequence[str], returncode: int, stderr: str) -> EngineError:

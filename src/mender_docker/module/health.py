@@ -2,7 +2,10 @@
 
 A container that exits during the gate fails it at once, whatever its restart
 policy: waiting out the timeout while the engine restarts a crashing container
-would only make the outage longer before the rollback.
+would only make the outage longer before the rollback. The gate may first look
+before the exit, between it and the restart, or after the restart (the engine's
+restart count then tells, and `inspect` shows exit code 0 again): the error names
+the restart count and the last exit code in every case (see fail).
 
 A container with a HEALTHCHECK must also be reported healthy. Podman 4 runs the
 probes only from systemd timers (see Engine.runs_healthchecks): on podman the
@@ -53,7 +56,7 @@ def wait_healthy(ctx: Context, ids: Sequence[str], timeout: float, window: float
             if info.status in EXITED or info.restart_count > 0:
                 fail(ctx, info, "exited during the health gate")
             if since is not None and since[1] != info.started_at:
-                fail(ctx, info, "was restarted by the engine during the health gate")
+                fail(ctx, info, "was restarted by the engine during the health gate", True)
             if not is_good(info):
                 good_since[container_id] = None
             elif since is None:
@@ -88,13 +91,37 @@ def _passed(since: Optional[Tuple[float, str]], now: float, window: float) -> bo
     return since is not None and now - since[0] >= window
 
 
-def fail(ctx: Context, info: ContainerInfo, why: str) -> None:
+def fail(ctx: Context, info: ContainerInfo, why: str, restarted: bool = False) -> None:
+    """Log the container's last lines and raise HealthCheckError: `why`, then its
+    state; for a container that exited or was restarted (`restarted`: the gate saw
+    it start again), its restart count and last exit code too."""
     state = info.status if info.health is None else f"{info.status}, health {info.health}"
-    if not info.running:
+    if info.status in EXITED or info.restart_count > 0 or restarted:
+        state += f", {exit_history(ctx, info, restarted)}"
+    elif not info.running:
         state += f", exit code {info.exit_code}"
     for line in ctx.engine.logs_tail(info.id, LOG_LINES).splitlines()[-LOG_LINES:]:
         log(f"  {info.name} log: {line}")
     raise HealthCheckError(f"container {info.name} ({short(info.id)}) {why} ({state})")
+
+
+def exit_history(ctx: Context, info: ContainerInfo, restarted: bool = False) -> str:
+    """`restarted N times, last exit code C`, whichever order the exits, the
+    engine's restarts and the gate's looks came in: while the container is down
+    (or docker's `restarting`) inspect has its exit code; once the engine has
+    restarted it, that says 0 and the engine's events tell. The count is the
+    engine's, of restarts by the restart policy: one the gate saw otherwise
+    (`restarted`, e.g. by a restarted dockerd) may not be in it."""
+    count = info.restart_count
+    if count or not restarted:
+        restarts = f"restarted {count} time{'' if count == 1 else 's'}"
+    else:
+        restarts = "restart count 0"
+    if info.status in EXITED:
+        code: Optional[int] = info.exit_code
+    else:
+        code = ctx.engine.last_exit_code(info.id, info.created)
+    return f"{restarts}, last exit code {'unknown' if code is None else code}"
 
 
 def wait_completed(ctx: Context, container_id: str, timeout: float) -> None:

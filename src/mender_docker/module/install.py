@@ -2,8 +2,9 @@
 
 Containers whose name, image digest and arguments are unchanged (same
 config-hash label) keep running untouched. Every change is recorded in the
-journal before it is made, so `rollback.undo` can restore the previous state
-from any point, even after SIGKILL.
+journal before it is made, so `deployment.undo` can restore the previous state
+from any point, even after SIGKILL. The images are prepared (again) by
+module/images.py.
 """
 
 from __future__ import annotations
@@ -19,26 +20,21 @@ from mender_docker.module.application import (
     start_in_order,
 )
 from mender_docker.module.context import Context
-from mender_docker.module.download import (
+from mender_docker.module.deployment import (
+    ABANDONED,
     UNFINISHED,
+    Phase,
     allowed_plan,
-    engine_reference,
     finish_earlier_deployment,
-    prepare_images,
+    undo,
 )
 from mender_docker.module.engine import ContainerInfo
 from mender_docker.module.errors import DeploymentError, UnsupportedError
 from mender_docker.module.health import wait_healthy
-from mender_docker.module.journal import (
-    DOWNLOADED,
-    DOWNLOADING,
-    INSTALLED,
-    INSTALLING,
-    ROLLED_BACK,
-)
+from mender_docker.module.images import prepare_images
+from mender_docker.module.journal import PreviousContainer, Rename
 from mender_docker.module.log import log, short
-from mender_docker.module.rollback import undo
-from mender_docker.spec import PlannedContainer
+from mender_docker.spec import DockerMetadata, PlannedContainer
 
 PREVIOUS_SUFFIX = "mender-prev"
 
@@ -65,6 +61,15 @@ def is_managed(ctx: Context, info: ContainerInfo) -> bool:
     return info.labels.get(ctx.label("managed")) == "1"
 
 
+def engine_reference(meta: DockerMetadata, item: PlannedContainer) -> str:
+    """What to create a container from: the pinned reference, or for loaded images
+    (which have no repo digest) the image ID the signed header names: a tag could
+    be moved, and `--pull=always` would fetch it again."""
+    if meta.images_file is not None and item.image_id is not None:
+        return item.image_id
+    return item.image
+
+
 def install(ctx: Context) -> None:
     meta = ctx.read_metadata()
     plan = allowed_plan(ctx, meta)
@@ -75,11 +80,7 @@ def install(ctx: Context) -> None:
     if current is not None and current.id == deployment_id and current.phase in UNFINISHED:
         log(f"an earlier install of {current.artifact} did not finish: undoing it first")
         undo(ctx, journal)
-    elif (
-        current is not None
-        and current.id == deployment_id
-        and current.phase not in (DOWNLOADING, DOWNLOADED, ROLLED_BACK)
-    ):
+    elif current is not None and current.id == deployment_id and current.phase not in ABANDONED:
         raise DeploymentError(f"deployment {current.artifact} is already {current.phase}")
     if current is None or current.id != deployment_id:
         finish_earlier_deployment(ctx)
@@ -103,7 +104,7 @@ def install(ctx: Context) -> None:
     kept_names = {c.name for c in kept}
     to_create = [item for item in plan if item.name not in kept_names]
     to_stop = [c for c in in_scope if c not in kept]
-    renames: List[Dict[str, str]] = []
+    renames: List[Rename] = []
     for item in to_create:
         holder = by_name.get(item.name)
         if holder is None:
@@ -114,20 +115,17 @@ def install(ctx: Context) -> None:
                 "which mender-docker does not manage (scope = managed)"
             )
         new_name = f"{item.name}-{PREVIOUS_SUFFIX}-{deployment_id[:8]}"
-        renames.append({"id": holder.id, "from": item.name, "to": new_name})
+        renames.append(Rename(id=holder.id, from_name=item.name, to=new_name))
 
-    deployment.phase = INSTALLING
+    deployment.phase = Phase.INSTALLING
     deployment.scope = ctx.config.scope
     deployment.planned = [
         {"name": i.name, "image": i.image, "config_hash": hashes[i.name]} for i in plan
     ]
     deployment.previous = [
-        {
-            "id": c.id,
-            "name": c.name,
-            "restart_policy": c.restart_policy,
-            "managed": is_managed(ctx, c),
-        }
+        PreviousContainer(
+            id=c.id, name=c.name, restart_policy=c.restart_policy, managed=is_managed(ctx, c)
+        )
         for c in in_scope
     ]
     deployment.kept = [c.id for c in kept]
@@ -143,9 +141,9 @@ def install(ctx: Context) -> None:
     # Everything that can happen while the old containers still serve happens first
     # (a running container can be renamed; a created one holds no port yet): the
     # outage is then one stop plus one start.
-    for entry in renames:
-        log(f"renaming {entry['from']} ({short(entry['id'])}) to {entry['to']}")
-        ctx.engine.rename(entry["id"], entry["to"])
+    for rename in renames:
+        log(f"renaming {rename.from_name} ({short(rename.id)}) to {rename.to}")
+        ctx.engine.rename(rename.id, rename.to)
     created: Dict[str, str] = {}  # name -> id
     for item in to_create:
         log(f"creating {item.name} from {item.image}")
@@ -175,7 +173,7 @@ def install(ctx: Context) -> None:
         start_all(ctx, deployment.created)
         gated = deployment.created
     wait_healthy(ctx, gated, timeout, window)
-    deployment.phase = INSTALLED
+    deployment.phase = Phase.INSTALLED
     ctx.store.save(journal)
     log(f"installed {deployment.artifact}: {len(deployment.created)} started, {len(kept)} kept")
 

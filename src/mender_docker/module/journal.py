@@ -2,59 +2,113 @@
 
 One JSON file, `journal.json` in the data directory, replaced atomically
 (temp file, fsync, os.replace, fsync of the directory): after a power cut it
-holds either the old or the new content, never a mix.
+holds either the old or the new content, never a mix. Its deployment record
+(`Deployment`, with `PreviousContainer` and `Rename` entries) keeps the JSON keys
+of the released module; the phases and what each leaves here: module/deployment.py.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Dict, List, Optional
+from dataclasses import dataclass, field, fields
+from typing import Any, Dict, List, Mapping, Optional
 
+from mender_docker.atomicfile import write_atomic
+from mender_docker.module.deployment import Phase
 from mender_docker.module.errors import JournalError
 
 FILE_NAME = "journal.json"
 FORMAT_VERSION = 1
 
-# Phases of a deployment, in the order they normally happen.
-DOWNLOADING = "downloading"
-DOWNLOADED = "downloaded"
-INSTALLING = "installing"
-INSTALLED = "installed"
-COMMITTED = "committed"
-ROLLING_BACK = "rolling-back"
-ROLLED_BACK = "rolled-back"
-CLEANED = "cleaned"  # committed and cleaned up: the normal end
-FAILED = "failed"  # rolled back (or never installed) and cleaned up
+
+@dataclass
+class PreviousContainer:
+    """A container in scope that ran before the install, as it was."""
+
+    id: str
+    name: str
+    restart_policy: str
+    managed: bool
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "restart_policy": self.restart_policy,
+            "managed": self.managed,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PreviousContainer:
+        return cls(
+            id=str(data["id"]),
+            name=str(data["name"]),
+            restart_policy=str(data["restart_policy"]),
+            managed=bool(data.get("managed", False)),
+        )
+
+
+@dataclass
+class Rename:
+    """A container the install renamed out of the way of a new one."""
+
+    id: str
+    from_name: str  # "from" in the JSON
+    to: str
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"id": self.id, "from": self.from_name, "to": self.to}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Rename:
+        return cls(id=str(data["id"]), from_name=str(data["from"]), to=str(data["to"]))
 
 
 @dataclass
 class Deployment:
-    """One deployment: enough to undo it at any point, or to finish it."""
+    """One deployment: enough to undo it at any point, or to finish it (what each
+    phase leaves here: module/deployment.py)."""
 
     id: str
     artifact: str
-    phase: str = DOWNLOADING
+    phase: Phase = Phase.DOWNLOADING
     tree: str = ""
     scope: str = "all"
     images: List[str] = field(default_factory=list)  # refs this deployment runs
     pulled: List[str] = field(default_factory=list)  # refs that were absent before it
     planned: List[Dict[str, str]] = field(default_factory=list)  # name, image, config_hash
-    # running containers in scope before the install: id, name, restart_policy, managed
-    previous: List[Dict[str, Any]] = field(default_factory=list)
+    # running containers in scope before the install
+    previous: List[PreviousContainer] = field(default_factory=list)
     kept: List[str] = field(default_factory=list)  # previous ids left running as they were
     stopped: List[str] = field(default_factory=list)  # previous ids the install stops
-    renamed: List[Dict[str, str]] = field(default_factory=list)  # id, from, to
+    renamed: List[Rename] = field(default_factory=list)
     created: List[str] = field(default_factory=list)  # ids of new containers
     networks: List[str] = field(default_factory=list)  # the networks the release uses
     networks_created: List[str] = field(default_factory=list)  # made by this deployment
 
+    def __post_init__(self) -> None:
+        self.phase = Phase(self.phase)  # a bare string (JSON, callers) becomes the enum
+
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON form; the keys are those the released module wrote."""
+        data: Dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            data[f.name] = list(value) if isinstance(value, list) else value
+        data["phase"] = self.phase.value
+        data["planned"] = [dict(entry) for entry in self.planned]
+        data["previous"] = [entry.to_dict() for entry in self.previous]
+        data["renamed"] = [entry.to_dict() for entry in self.renamed]
+        return data
+
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> Deployment:
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
+        values = {k: v for k, v in data.items() if k in known}
+        values["previous"] = [PreviousContainer.from_dict(p) for p in data.get("previous") or []]
+        values["renamed"] = [Rename.from_dict(r) for r in data.get("renamed") or []]
+        return cls(**values)
 
 
 @dataclass
@@ -66,7 +120,7 @@ class Journal:
     def to_dict(self) -> Dict[str, Any]:
         return {
             "version": FORMAT_VERSION,
-            "deployment": asdict(self.deployment) if self.deployment else None,
+            "deployment": self.deployment.to_dict() if self.deployment else None,
             "previous_images": list(self.previous_images),
         }
 
@@ -104,28 +158,3 @@ class JournalStore:
             write_atomic(self.path, data)
         except OSError as exc:
             raise JournalError(f"cannot write journal {self.path}: {exc}") from None
-
-
-def write_atomic(path: str, data: bytes, mode: Optional[int] = None) -> None:
-    """Write `data` to `path` so that a crash leaves the old or the new file, whole."""
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, temp = tempfile.mkstemp(prefix=".mender-docker-", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if mode is not None:
-            os.chmod(temp, mode)
-        os.replace(temp, path)
-    except BaseException:
-        try:
-            os.unlink(temp)
-        except OSError:
-            pass
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)  # make the rename itself durable
-    finally:
-        os.close(dir_fd)

@@ -1,6 +1,9 @@
 """The Update Module's entry point: `docker STATE FILE_TREE_DIR` (protocol v3).
 
-Every failure is one line on stderr and a non-zero exit; no traceback escapes.
+Each state goes to its handler: `download`, `install`, `rollback` and `finish`
+(commit, failure, cleanup). The handlers never import each other; what they share
+(the phases, undo, the cleanups) is in `deployment`. Every failure is one line on
+stderr and a non-zero exit; no traceback escapes.
 """
 
 from __future__ import annotations

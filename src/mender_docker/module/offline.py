@@ -14,7 +14,7 @@ loads is what the signed header describes. Anything else aborts the stream:
 
 `PayloadChecker.events()` hands out the tar member by member (header, data,
 padding), so the caller can route each image's first layer to `docker
-import` instead of `docker load` (see download.load_payload: it keeps the
+import` instead of `docker load` (see images.load_payload: it keeps the
 engine from spooling that layer to its temp dir first).
 
 The tar headers are read by our own strict parser (`parse_header`), not by
@@ -324,9 +324,3 @@ class PayloadChecker:
                 )
             yield "end", "", rest
             offset += len(rest)
-
-
-def verified_chunks(source: IO[bytes], expected: Dict[str, str]) -> Iterator[bytes]:
-    """The payload's bytes unchanged, checked on the way (see PayloadChecker)."""
-    for _, _, data in PayloadChecker(source, expected).events():
-        yield data

@@ -1,5 +1,6 @@
 """The Update Module protocol's fixed answers: cheap to import, so the client's
-frequent queries are answered without loading the state handlers."""
+frequent queries are answered without loading the state handlers. The payload
+pipes of the protocol (`stream-next`, `streams/`) are read by module/streams.py."""
 
 from __future__ import annotations
 

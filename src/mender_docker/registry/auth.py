@@ -1,8 +1,11 @@
-"""Registry authentication as logic without I/O: challenges, credentials, tokens.
+"""Registry authentication: challenges, credentials, tokens, and the auth flow.
 
 Supported: anonymous access, `Basic` challenges, and the `Bearer` token flow
 (GET the realm with service and scope, with Basic credentials if we have
-some; the answer carries `token` or `access_token`).
+some; the answer carries `token` or `access_token`). `RegistryAuth` is that
+flow for one repository, as an `httpx.Auth`: it does no I/O of its own but
+yields the requests to send (the retried request, the token request) to the
+client's one transport (transport.py), which sends them, following redirects.
 
 Credentials are found as docker (cli/config/configfile) finds them, in the
 Docker config file (`$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`)
@@ -30,10 +33,13 @@ import base64
 import json
 import os
 import re
+import threading
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Generator, List, Mapping, Optional, Tuple
+
+import httpx
 
 from mender_docker.errors import RegistryError
 from mender_docker.registry.credential_helper import HELPER_TIMEOUT, get_credentials
@@ -103,6 +109,137 @@ def parse_token(body: bytes, realm: str) -> str:
     if not isinstance(token, str) or not token:
         raise RegistryError(f"token server {realm} answered without a token")
     return token
+
+
+class CredentialSource:
+    """The credentials of one client, looked up once per registry (a credential
+    helper is a process, maybe a cloud call), and the hint that ends a refusal."""
+
+    def __init__(self, environ: Optional[Mapping[str, str]] = None) -> None:
+        self._environ = os.environ if environ is None else environ
+        self._lock = threading.Lock()
+        self._locks: Dict[str, threading.Lock] = {}  # one per registry: a slow helper
+        self._found: Dict[str, Optional[Credentials]] = {}  # blocks only its registry
+
+    def get(self, registry: str, domain: str) -> Optional[Credentials]:
+        with self._lock:
+            lock = self._locks.setdefault(registry, threading.Lock())
+        with lock:
+            if registry not in self._found:
+                self._found[registry] = load_credentials(registry, domain, self._environ)
+            return self._found[registry]
+
+    def hint(self, registry: str, domain: str) -> str:
+        """The end of a refusal: where the credentials came from, or that there were none."""
+        helper = configured_helper(domain, self._environ)
+        if helper is not None:
+            source = f"credential helper docker-credential-{helper}"
+            if self.get(registry, domain) is None:
+                return f"; {source} has no credentials for it (docker login)"
+            return f"; the credentials from {source} were refused"
+        if self.get(registry, domain) is None:
+            return "; no credentials for it in the Docker config (docker login)"
+        return "; the credentials in the Docker config were refused"
+
+
+class RegistryAuth(httpx.Auth):
+    """The auth flow for one repository of one registry; keeps its Authorization.
+
+    A request goes out with the Authorization we have (none at first). On a 401
+    from the registry's own origin, a Basic challenge is answered with the
+    credentials, a Bearer one with a token for `repository:<repo>:pull` from
+    the challenge's realm (asked with the credentials, if any); the request is
+    then sent once more. A 401 or 403 after that is a RegistryError that says
+    where the credentials came from. Redirects are not this flow's business:
+    httpx follows them and drops the Authorization when they leave the origin.
+    """
+
+    def __init__(
+        self, registry: str, domain: str, repository: str, credentials: CredentialSource
+    ) -> None:
+        self.registry, self.domain, self.repository = registry, domain, repository
+        self.credentials = credentials
+        self.authorization: Optional[str] = None
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self.authorization:
+            request.headers["Authorization"] = self.authorization
+        response = yield request
+        if response.status_code == 401 and _origin(response.request.url) == _origin(request.url):
+            challenges = response.headers.get_list("www-authenticate")
+            self.authorization = yield from self._authorize(request, challenges)
+            request.headers["Authorization"] = self.authorization
+            response = yield request
+        if response.status_code in (401, 403):
+            raise RegistryError(
+                f"registry {self.registry} refused access to {self.repository}"
+                f" (HTTP {response.status_code}){self._hint()}"
+            )
+
+    def _authorize(
+        self, request: httpx.Request, challenges: List[str]
+    ) -> Generator[httpx.Request, httpx.Response, str]:
+        # Several WWW-Authenticate lines: the first is the one registries mean.
+        challenge = parse_challenge(challenges[0] if challenges else "")
+        if challenge is None:
+            raise RegistryError(f"registry {self.registry} refused access (HTTP 401, no challenge)")
+        if challenge.scheme not in ("basic", "bearer"):
+            raise RegistryError(
+                f"registry {self.registry}: unsupported auth scheme {challenge.scheme!r}"
+            )
+        credentials = self.credentials.get(self.registry, self.domain)
+        if challenge.scheme == "basic":
+            if credentials is None:
+                raise RegistryError(f"registry {self.registry} requires a login{self._hint()}")
+            return credentials.basic_header()
+        url = token_url(challenge, f"repository:{self.repository}:pull")
+        headers = {"Accept": "application/json"}
+        if credentials is not None:
+            headers["Authorization"] = credentials.basic_header()
+        reply = yield _token_request(request, url, headers)
+        body = _read_small(reply)
+        if reply.status_code in (401, 403):
+            raise RegistryError(
+                f"registry {self.registry}: token server refused the credentials"
+                f" (HTTP {reply.status_code}){self._hint()}"
+            )
+        if reply.status_code != 200:
+            raise RegistryError(
+                f"registry {self.registry}: token server answered HTTP {reply.status_code}"
+            )
+        return "Bearer " + parse_token(body, challenge.params.get("realm", ""))
+
+    def _hint(self) -> str:
+        return self.credentials.hint(self.registry, self.domain)
+
+
+TOKEN_MAX = 1024 * 1024  # a token answer is a few KiB
+
+
+def _token_request(request: httpx.Request, url: str, headers: Mapping[str, str]) -> httpx.Request:
+    """A GET of the realm, with the client's own headers (User-Agent...) and
+    extensions (timeout...) from the request that was challenged."""
+    inherited = {
+        name: value
+        for name, value in request.headers.items()
+        if name.lower() not in ("host", "authorization", "accept")
+    }
+    return httpx.Request(
+        "GET", url, headers={**inherited, **headers}, extensions=dict(request.extensions)
+    )
+
+
+def _read_small(response: httpx.Response) -> bytes:
+    """The token answer, read whole (httpx keeps it: the flow's responses end in
+    the request's history), refused when it announces more than TOKEN_MAX."""
+    declared = response.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > TOKEN_MAX:
+        raise RegistryError(f"token server {response.url.host}: answer is too large")
+    return response.read()
+
+
+def _origin(url: httpx.URL) -> Tuple[str, str, Optional[int]]:
+    return url.scheme, url.host, url.port
 
 
 def docker_config_path(environ: Optional[Mapping[str, str]] = None) -> Path:

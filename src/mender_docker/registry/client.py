@@ -1,29 +1,26 @@
 """Resolve image references to digests by asking the registry, never a daemon.
 
 Only manifests (and, to check a single-platform image's platform, its small
-config blob) are fetched: layers are never downloaded. Auth challenges and
-redirects are handled here, above the one-method transport.
+config blob) are fetched: layers are never downloaded. Every request goes
+through the one transport (transport.py: httpx, which follows redirects) with
+the repository's auth flow (auth.py's RegistryAuth). The exporter (export.py)
+downloads whole images through the same client: `top_manifest`, `manifest`,
+`config_blob` and `open_blob` are its API.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import ipaddress
 import json
 import os
-import urllib.parse
+import threading
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple, Union
 
 from mender_docker.errors import RegistryError
-from mender_docker.registry.auth import (
-    Credentials,
-    configured_helper,
-    load_credentials,
-    parse_challenge,
-    parse_token,
-    token_url,
-)
+from mender_docker.registry.auth import CredentialSource, RegistryAuth
 from mender_docker.registry.platform import (
     Platform,
     entry_platform,
@@ -31,7 +28,7 @@ from mender_docker.registry.platform import (
     parse_platform,
 )
 from mender_docker.registry.reference import Reference, parse_reference
-from mender_docker.registry.transport import HttpTransport, Response, Transport
+from mender_docker.registry.transport import HttpTransport, Response, Stream, Transport
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
@@ -41,9 +38,6 @@ INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 MANIFEST_TYPES = (OCI_MANIFEST, DOCKER_MANIFEST)
 ACCEPT = ", ".join(INDEX_TYPES + MANIFEST_TYPES)
 INSECURE_ENV = "MENDER_DOCKER_INSECURE_REGISTRIES"
-USER_AGENT = "mender-docker-gen"
-_REDIRECTS = (301, 302, 303, 307, 308)
-_MAX_REDIRECTS = 5
 
 
 @dataclass(frozen=True)
@@ -79,31 +73,48 @@ def insecure_from_env(environ: Optional[Mapping[str, str]] = None) -> Tuple[str,
 
 
 class RegistryClient:
-    """Speaks the registry HTTP API v2 through a `Transport`."""
+    """Speaks the registry HTTP API v2 through one `HttpTransport`.
+
+    `transport` is that HttpTransport, or the network below one (an httpx
+    transport, e.g. a test's fake registry), or None for httpx's network.
+    Safe to share between threads (gen.py resolves images concurrently).
+    """
 
     def __init__(
         self,
-        transport: Optional[Transport] = None,
+        transport: Union[HttpTransport, Transport, None] = None,
         insecure: Iterable[str] = (),
         environ: Optional[Mapping[str, str]] = None,
     ) -> None:
-        self._transport = transport or HttpTransport()
+        if not isinstance(transport, HttpTransport):
+            transport = HttpTransport(network=transport)
+        self.transport = transport
         self._environ = os.environ if environ is None else environ
         self._insecure = tuple(insecure) + insecure_from_env(self._environ)
-        self._authorization: Dict[Tuple[str, str], str] = {}
-        # A credential helper (a process, maybe a cloud call) runs once per registry.
-        self._credentials_of: Dict[str, Optional[Credentials]] = {}
+        self._credentials = CredentialSource(self._environ)
+        self._lock = threading.Lock()
+        self._auths: Dict[Tuple[str, str], RegistryAuth] = {}
+
+    def close(self) -> None:
+        self.transport.close()
+
+    def __enter__(self) -> RegistryClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     # -- public -----------------------------------------------------------------
 
     def resolve(self, reference: str, platform: Optional[str] = None) -> ResolvedImage:
         ref = parse_reference(reference)
         wanted = parse_platform(platform) if platform else None
-        digest, media_type, manifest = self._top_manifest(ref)
+        digest, media_type, manifest = self.top_manifest(ref)
         if media_type in INDEX_TYPES:
             return self._resolve_index(ref, reference, wanted, digest, media_type, manifest)
         if wanted is not None:
-            self._check_config_platform(ref, manifest, wanted)
+            config = self.config_blob(ref, config_digest(manifest, ref), ref)
+            check_platform(config, wanted, ref)
         return ResolvedImage(
             reference=reference,
             pinned=ref.pinned(digest),
@@ -115,7 +126,7 @@ class RegistryClient:
 
     # -- manifests ----------------------------------------------------------------
 
-    def _top_manifest(self, ref: Reference) -> Tuple[str, str, Dict[str, Any]]:
+    def top_manifest(self, ref: Reference) -> Tuple[str, str, Dict[str, Any]]:
         """HEAD for the digest (cheap, not rate-limited on Docker Hub), then GET
         the manifest by that digest, verified, for sizes and platforms."""
         head = self._fetch(ref, "HEAD", f"manifests/{ref.target}", ACCEPT)
@@ -126,11 +137,12 @@ class RegistryClient:
         if ref.digest and digest and digest != ref.digest:
             raise RegistryError(f"{ref}: registry answered with another digest {digest}")
         digest = ref.digest or (digest if digest.startswith("sha256:") else "")
-        return self._manifest(ref, digest or ref.target, ref)
+        return self.manifest(ref, digest or ref.target, ref)
 
-    def _manifest(
+    def manifest(
         self, ref: Reference, target: str, shown: object
     ) -> Tuple[str, str, Dict[str, Any]]:
+        """GET a manifest (by tag or digest), verified: (digest, media type, content)."""
         answer = self._fetch(ref, "GET", f"manifests/{target}", ACCEPT)
         self._check_found(ref, answer, shown)
         computed = "sha256:" + hashlib.sha256(answer.body).hexdigest()
@@ -170,7 +182,7 @@ class RegistryClient:
                 raise RegistryError(
                     f"{reference}: no image for platform {wanted} (available: {have})"
                 )
-            child_digest, child_type, child = self._manifest(ref, chosen, reference)
+            child_digest, child_type, child = self.manifest(ref, chosen, reference)
             _require_manifest(child_type, reference, wanted)
             return ResolvedImage(
                 reference=reference,
@@ -186,7 +198,7 @@ class RegistryClient:
         candidates = [host] if host else [d for _, d in entries]
         sizes: List[int] = []
         for child_ref in candidates:
-            _, child_type, child = self._manifest(ref, child_ref, reference)
+            _, child_type, child = self.manifest(ref, child_ref, reference)
             _require_manifest(child_type, reference, None)
             sizes.append(image_size(child, reference))
         return ResolvedImage(
@@ -197,109 +209,48 @@ class RegistryClient:
             media_type=media_type,
         )
 
-    def _check_config_platform(
-        self, ref: Reference, manifest: Dict[str, Any], wanted: Platform
-    ) -> None:
-        config = manifest.get("config")
-        digest = config.get("digest") if isinstance(config, dict) else None
-        if not isinstance(digest, str) or not digest.startswith("sha256:"):
-            raise RegistryError(f"{ref}: manifest has no config digest")
-        answer = self._fetch(ref, "GET", f"blobs/{digest}", "*/*")
-        self._check_found(ref, answer, f"{ref} (config {digest})")
-        if "sha256:" + hashlib.sha256(answer.body).hexdigest() != digest:
-            raise RegistryError(f"{ref}: config blob does not match digest {digest}")
-        blob = _json_object(answer.body, f"{ref}: image config")
-        os_name, arch = str(blob.get("os", "")), str(blob.get("architecture", ""))
-        variant = str(blob.get("variant", "") or "")
-        if not wanted.matches(os_name, arch, variant):
-            actual = Platform(os_name, arch, variant)
-            raise RegistryError(f"{ref}: image is for platform {actual}, not {wanted}")
+    # -- blobs ------------------------------------------------------------------------
 
-    # -- HTTP, auth, redirects -------------------------------------------------------
+    def config_blob(
+        self, ref: Reference, digest: str, shown: object, limit: Optional[int] = None
+    ) -> bytes:
+        """An image's config blob, read whole and verified against its digest."""
+        answer = self._fetch(ref, "GET", f"blobs/{digest}", "*/*", limit)
+        self._check_found(ref, answer, f"{shown} (config {digest})")
+        if "sha256:" + hashlib.sha256(answer.body).hexdigest() != digest:
+            raise RegistryError(f"{shown}: config blob does not match digest {digest}")
+        return answer.body
+
+    @contextlib.contextmanager
+    def open_blob(self, ref: Reference, digest: str, shown: str) -> Iterator[Stream]:
+        """GET a blob as a stream (a layer); the caller verifies what it reads."""
+        url = self._base(ref) + f"blobs/{digest}"
+        with self.transport.stream("GET", url, {"Accept": "*/*"}, self._auth(ref)) as answer:
+            if answer.status != 200:
+                self._check_found(ref, Response(answer.status), shown)
+            yield answer
+
+    # -- HTTP, auth ------------------------------------------------------------------
 
     def _base(self, ref: Reference) -> str:
         scheme = "http" if is_insecure(ref.registry, self._insecure) else "https"
         return f"{scheme}://{ref.registry}/v2/{ref.repository}/"
 
-    def _fetch(self, ref: Reference, method: str, path: str, accept: str) -> Response:
-        url = self._base(ref) + path
+    def _auth(self, ref: Reference) -> RegistryAuth:
+        """The repository's auth flow: a token's scope is one repository."""
         key = (ref.registry, ref.repository)
-        answer = Response(0)
-        for attempt in range(2):
-            headers = {"Accept": accept, "User-Agent": USER_AGENT}
-            if key in self._authorization:
-                headers["Authorization"] = self._authorization[key]
-            answer = self._send(method, url, headers)
-            if answer.status != 401 or attempt == 1:
-                break
-            self._authorization[key] = self._authorize(ref, answer)
-        if answer.status in (401, 403):
-            raise RegistryError(
-                f"registry {ref.registry} refused access to {ref.repository}"
-                f" (HTTP {answer.status}){self._credentials_hint(ref)}"
-            )
-        return answer
-
-    def _send(self, method: str, url: str, headers: Dict[str, str]) -> Response:
-        origin = urllib.parse.urlsplit(url).netloc
-        for _ in range(_MAX_REDIRECTS + 1):
-            answer = self._transport.send(method, url, headers)
-            location = answer.header("location")
-            if answer.status not in _REDIRECTS or not location:
-                return answer
-            url = urllib.parse.urljoin(url, location)
-            if urllib.parse.urlsplit(url).netloc != origin:
-                # Blob storage behind a redirect must not see registry credentials.
-                headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
-        raise RegistryError(f"registry {origin}: too many redirects for {url}")
-
-    def _authorize(self, ref: Reference, answer: Response) -> str:
-        challenge = parse_challenge(answer.header("www-authenticate"))
-        credentials = self._credentials(ref)
-        if challenge is None:
-            raise RegistryError(f"registry {ref.registry} refused access (HTTP 401, no challenge)")
-        if challenge.scheme == "basic":
-            if credentials is None:
-                raise RegistryError(
-                    f"registry {ref.registry} requires a login{self._credentials_hint(ref)}"
+        with self._lock:
+            if key not in self._auths:
+                self._auths[key] = RegistryAuth(
+                    ref.registry, ref.domain, ref.repository, self._credentials
                 )
-            return credentials.basic_header()
-        if challenge.scheme != "bearer":
-            raise RegistryError(
-                f"registry {ref.registry}: unsupported auth scheme {challenge.scheme!r}"
-            )
-        url = token_url(challenge, f"repository:{ref.repository}:pull")
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
-        if credentials is not None:
-            headers["Authorization"] = credentials.basic_header()
-        reply = self._send("GET", url, headers)
-        if reply.status in (401, 403):
-            raise RegistryError(
-                f"registry {ref.registry}: token server refused the credentials"
-                f" (HTTP {reply.status}){self._credentials_hint(ref)}"
-            )
-        if reply.status != 200:
-            raise RegistryError(
-                f"registry {ref.registry}: token server answered HTTP {reply.status}"
-            )
-        return "Bearer " + parse_token(reply.body, challenge.params.get("realm", ""))
+            return self._auths[key]
 
-    def _credentials(self, ref: Reference) -> Optional[Credentials]:
-        if ref.registry not in self._credentials_of:
-            found = load_credentials(ref.registry, ref.domain, self._environ)
-            self._credentials_of[ref.registry] = found
-        return self._credentials_of[ref.registry]
-
-    def _credentials_hint(self, ref: Reference) -> str:
-        helper = configured_helper(ref.domain, self._environ)
-        if helper is not None:
-            source = f"credential helper docker-credential-{helper}"
-            if self._credentials(ref) is None:
-                return f"; {source} has no credentials for it (docker login)"
-            return f"; the credentials from {source} were refused"
-        if self._credentials(ref) is None:
-            return "; no credentials for it in the Docker config (docker login)"
-        return "; the credentials in the Docker config were refused"
+    def _fetch(
+        self, ref: Reference, method: str, path: str, accept: str, limit: Optional[int] = None
+    ) -> Response:
+        url = self._base(ref) + path
+        return self.transport.send(method, url, {"Accept": accept}, self._auth(ref), limit)
 
     def _check_found(self, ref: Reference, answer: Response, shown: object = None) -> None:
         if answer.status == 200:
@@ -313,6 +264,24 @@ class RegistryClient:
                 f" (no repository {ref.repository} or no tag {ref.tag or 'latest'})"
             )
         raise RegistryError(f"registry {ref.registry} answered HTTP {answer.status} for {what}")
+
+
+def config_digest(manifest: Mapping[str, Any], shown: object) -> str:
+    config = manifest.get("config")
+    digest = config.get("digest") if isinstance(config, dict) else None
+    if not isinstance(digest, str) or not digest.startswith("sha256:"):
+        raise RegistryError(f"{shown}: manifest has no config digest")
+    return digest
+
+
+def check_platform(config: bytes, wanted: Platform, shown: object) -> None:
+    """Refuse an image whose config names another platform than `wanted`."""
+    blob = _json_object(config, f"{shown}: image config")
+    os_name, arch = str(blob.get("os", "")), str(blob.get("architecture", ""))
+    variant = str(blob.get("variant", "") or "")
+    if not wanted.matches(os_name, arch, variant):
+        actual = Platform(os_name, arch, variant)
+        raise RegistryError(f"{shown}: image is for platform {actual}, not {wanted}")
 
 
 def image_size(manifest: Mapping[str, Any], shown: str) -> int:
@@ -329,10 +298,15 @@ def resolve(
     reference: str,
     platform: Optional[str] = None,
     insecure: Iterable[str] = (),
-    transport: Optional[Transport] = None,
+    transport: Union[HttpTransport, Transport, None] = None,
 ) -> ResolvedImage:
     """Pin one image reference by digest, asking only the registry."""
-    return RegistryClient(transport, insecure).resolve(reference, platform)
+    client = RegistryClient(transport, insecure)
+    try:
+        return client.resolve(reference, platform)
+    finally:
+        if not isinstance(transport, HttpTransport):  # ours to close
+            client.close()
 
 
 def _json_object(body: bytes, what: str) -> Dict[str, Any]:

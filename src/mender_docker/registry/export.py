@@ -1,32 +1,32 @@
 """Fetch whole images for offline artifacts: config and layer blobs, no daemon.
 
-`RegistryExporter.export(reference, platform, store)` downloads one image's
-config and layers over the distribution API into a `BlobStore` (a temp
-directory, one file per blob, so layers shared by several images are fetched
-and stored once). Every blob is verified while it streams: the stored bytes
+`RegistryExporter(client).export(reference, platform, store, progress)`
+downloads one image's config and layers through a `RegistryClient` (its one
+transport: auth, redirects, timeouts) into a `BlobStore` (a temp directory, one
+file per blob, so layers shared by several images are fetched and stored
+once). The config is fetched once, verified, and is also what a `--platform`
+check reads. Every blob is verified while it streams: the stored bytes
 against their digest, and a layer's uncompressed bytes against the config's
 `rootfs.diff_ids`, counting the uncompressed size the device will need.
 
 `export_with_docker(reference, platform, store)` is the `--resolver docker`
 way: `docker pull`, then `docker save` streamed into the same store.
+
+Both report the bytes they fetch to an optional `progress` callback; drawing a
+bar is the command line's business (cli/progress.py).
 """
 
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
-import ssl
 import subprocess
-import sys
 import tarfile
 import tempfile
-import time
-import urllib.parse
 import zlib
 from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, List, Optional, Tuple
+from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
 
 from mender_docker.errors import RegistryError
 from mender_docker.registry.client import (
@@ -35,6 +35,7 @@ from mender_docker.registry.client import (
     _index_entries,
     _pick,
     _require_manifest,
+    check_platform,
 )
 from mender_docker.registry.docker_resolver import resolve_with_docker
 from mender_docker.registry.platform import Platform, host_platform, parse_platform
@@ -144,8 +145,19 @@ class _Decompressor:
         return "sha256:" + self.hash.hexdigest()
 
 
-class RegistryExporter(RegistryClient):
-    """A RegistryClient that also downloads whole images (config and layers)."""
+class RegistryExporter:
+    """Downloads whole images (config and layers) through a `RegistryClient`."""
+
+    def __init__(
+        self,
+        client: Optional[RegistryClient] = None,
+        insecure: Iterable[str] = (),
+        environ: Optional[Mapping[str, str]] = None,
+    ) -> None:
+        self.client = client or RegistryClient(insecure=insecure, environ=environ)
+
+    def close(self) -> None:
+        self.client.close()
 
     def export(
         self,
@@ -155,17 +167,16 @@ class RegistryExporter(RegistryClient):
         progress: Optional[Progress] = None,
     ) -> ExportedImage:
         ref = parse_reference(reference)
-        digest, media_type, manifest = self._top_manifest(ref)
+        digest, media_type, manifest = self.client.top_manifest(ref)
         wanted = parse_platform(platform) if platform else None
         if media_type in INDEX_TYPES:
             digest, manifest = self._platform_manifest(ref, reference, manifest, wanted)
-        elif wanted is not None:
-            self._check_config_platform(ref, manifest, wanted)
+            wanted = None  # the index entry was chosen for its platform
         config_desc = _descriptor(manifest.get("config"), reference, "config")
         layer_descs = manifest.get("layers")
         if not isinstance(layer_descs, list):
             raise RegistryError(f"{reference}: manifest lists no layers")
-        config = self._config(ref, store, config_desc, reference)
+        config = self._config(ref, store, config_desc, reference, wanted)
         diff_ids = _diff_ids(config, reference)
         if len(diff_ids) != len(layer_descs):
             raise RegistryError(
@@ -192,26 +203,36 @@ class RegistryExporter(RegistryClient):
                 f"{shown}: no image for platform {wanted or host_platform()} (available: {have});"
                 " choose one with --platform"
             )
-        digest, media_type, manifest = self._manifest(ref, chosen, shown)
+        digest, media_type, manifest = self.client.manifest(ref, chosen, shown)
         _require_manifest(media_type, shown, wanted)
         return digest, manifest
 
-    def _config(self, ref: Reference, store: BlobStore, desc: Dict[str, Any], shown: str) -> Blob:
+    def _config(
+        self,
+        ref: Reference,
+        store: BlobStore,
+        desc: Dict[str, Any],
+        shown: str,
+        wanted: Optional[Platform],
+    ) -> Blob:
+        """The config blob, fetched once (and verified): the store keeps it, and a
+        single-platform image's --platform is checked against it."""
         digest = desc["digest"]
         if desc["size"] > MAX_CONFIG:
             raise RegistryError(f"{shown}: image config of {desc['size']} bytes is too large")
         known = store.blobs.get(digest)
         if known is not None:
+            if wanted is not None:
+                with open(known.path, "rb") as handle:
+                    check_platform(handle.read(), wanted, ref)
             return known
-        answer = self._fetch(ref, "GET", f"blobs/{digest}", "*/*")
-        self._check_found(ref, answer, f"{shown} (config {digest})")
-        if "sha256:" + hashlib.sha256(answer.body).hexdigest() != digest:
-            raise RegistryError(f"{shown}: config blob does not match digest {digest}")
+        data = self.client.config_blob(ref, digest, shown, MAX_CONFIG)
+        if wanted is not None:
+            check_platform(data, wanted, ref)
         path = store.path_for(digest)
         with open(path, "wb") as out:
-            out.write(answer.body)
-        size = len(answer.body)
-        return store.add(Blob(digest, path, size, size, ".json"))
+            out.write(data)
+        return store.add(Blob(digest, path, len(data), len(data), ".json"))
 
     def _layer(
         self,
@@ -227,95 +248,35 @@ class RegistryExporter(RegistryClient):
             return known
         if media_type not in SUFFIXES:
             raise RegistryError(f"{ref}: layer {digest} has unsupported media type {media_type!r}")
-        # HEAD through the client first: it answers auth challenges and 404s.
-        head = self._fetch(ref, "HEAD", f"blobs/{digest}", "*/*")
-        self._check_found(ref, head, f"{ref} (layer {digest})")
         path = store.path_for(digest)
+        part = path + ".part"
         hasher = hashlib.sha256()
         inflate = _Decompressor(media_type, str(ref))
-        size = 0
-        with self._open_blob(ref, digest) as answer, open(path + ".part", "wb") as out:
-            while True:
-                chunk = answer.read(CHUNK)
-                if not chunk:
-                    break
-                hasher.update(chunk)
-                inflate.feed(chunk)
-                out.write(chunk)
-                size += len(chunk)
-                if progress is not None:
-                    progress(len(chunk))
-        if "sha256:" + hasher.hexdigest() != digest or size != desc["size"]:
-            os.unlink(path + ".part")
-            raise RegistryError(f"{ref}: layer {digest} does not match its digest or size")
-        if inflate.diff_id != diff_id:
-            os.unlink(path + ".part")
-            raise RegistryError(
-                f"{ref}: layer {digest} unpacks to {inflate.diff_id}, the config says {diff_id}"
-            )
-        os.replace(path + ".part", path)
-        return store.add(Blob(digest, path, size, inflate.size, SUFFIXES[media_type]))
-
-    def _open_blob(self, ref: Reference, digest: str) -> _Body:
-        """GET a blob as a stream (the transport reads whole bodies, fine only for
-        manifests); redirects to storage are followed without our credentials."""
-        url = self._base(ref) + f"blobs/{digest}"
-        headers = {"User-Agent": "mender-docker-gen", "Accept": "*/*"}
-        authorization = self._authorization.get((ref.registry, ref.repository))
-        if authorization:
-            headers["Authorization"] = authorization
-        origin = urllib.parse.urlsplit(url).netloc
-        for _ in range(6):
-            parts = urllib.parse.urlsplit(url)
-            connection: http.client.HTTPConnection
-            if parts.scheme == "https":
-                connection = http.client.HTTPSConnection(
-                    parts.hostname or "", parts.port, timeout=60,
-                    context=ssl.create_default_context(),
-                )  # fmt: skip
-            else:
-                connection = http.client.HTTPConnection(
-                    parts.hostname or "", parts.port, timeout=60
-                )
-            target = parts.path + (f"?{parts.query}" if parts.query else "")
-            try:
-                connection.request("GET", target, headers=headers)
-                answer = connection.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                connection.close()
-                raise RegistryError(f"registry {parts.netloc} is unreachable: {exc}") from None
-            location = answer.getheader("location")
-            if answer.status in (301, 302, 303, 307, 308) and location:
-                connection.close()
-                url = urllib.parse.urljoin(url, location)
-                if urllib.parse.urlsplit(url).netloc != origin:
-                    headers.pop("Authorization", None)
-                continue
-            if answer.status != 200:
-                connection.close()
-                raise RegistryError(f"registry {ref.registry} answered HTTP {answer.status}"
-                                    f" for layer {digest} of {ref}")  # fmt: skip
-            return _Body(connection, answer)
-        raise RegistryError(f"registry {ref.registry}: too many redirects for layer {digest}")
-
-
-class _Body:
-    """A streamed response that closes its connection when done."""
-
-    def __init__(self, connection: http.client.HTTPConnection, answer: http.client.HTTPResponse):
-        self._connection, self._answer = connection, answer
-
-    def read(self, size: int) -> bytes:
+        size, expected = 0, desc["size"]
         try:
-            return self._answer.read(size)
-        except (OSError, http.client.HTTPException) as exc:
-            raise RegistryError(f"download interrupted: {exc}") from None
-
-    def __enter__(self) -> _Body:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._connection.close()
+            with self.client.open_blob(ref, digest, f"{ref} (layer {digest})") as answer:
+                with open(part, "wb") as out:
+                    for chunk in answer.chunks():
+                        size += len(chunk)
+                        if size > expected:  # never store more than the manifest announced
+                            break
+                        hasher.update(chunk)
+                        inflate.feed(chunk)
+                        out.write(chunk)
+                        if progress is not None:
+                            progress(len(chunk))
+            if "sha256:" + hasher.hexdigest() != digest or size != expected:
+                raise RegistryError(f"{ref}: layer {digest} does not match its digest or size")
+            if inflate.diff_id != diff_id:
+                raise RegistryError(
+                    f"{ref}: layer {digest} unpacks to {inflate.diff_id}, the config says {diff_id}"
+                )
+        except BaseException:
+            if os.path.exists(part):
+                os.unlink(part)
+            raise
+        os.replace(part, path)
+        return store.add(Blob(digest, path, size, inflate.size, SUFFIXES[media_type]))
 
 
 def _descriptor(value: Any, shown: str, what: str) -> Dict[str, Any]:
@@ -429,36 +390,3 @@ def _read_saved(
     except (KeyError, TypeError):
         raise RegistryError(f"docker save {shown}: manifest.json names missing files") from None
     return config, layers
-
-
-# -- progress on a terminal ------------------------------------------------------------
-
-
-class ProgressBar:
-    """Bytes fetched (of a total, if known), redrawn at most 10 times a second;
-    silent unless stderr is a terminal (CI logs and pipes stay clean)."""
-
-    def __init__(self, total: int, label: str, stream: Optional[IO[str]] = None) -> None:
-        self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty()
-        self.total, self.label, self.done = total, label, 0
-        self._start = self._last = time.monotonic()
-
-    def __call__(self, count: int) -> None:
-        self.done += count
-        now = time.monotonic()
-        if not self.enabled or now - self._last < 0.1:
-            return
-        self._last = now
-        rate = self.done / max(now - self._start, 1e-6) / 2**20
-        text = f"\r{self.label}: {self.done / 2**20:.1f} MiB, {rate:.1f} MiB/s"
-        if self.total > 0:
-            share = min(self.done / self.total, 1.0)
-            text += f" [{'#' * int(share * 30):<30}] {share:4.0%}"
-        self.stream.write(text)
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled and self.done:
-            self.stream.write("\n")
-            self.stream.flush()

@@ -1,0 +1,316 @@
+"""The phases of a deployment, which may follow which, and what the states share.
+
+The state handlers (`download`, `install`, `rollback`, `finish`) stand side by side
+over this module and never import each other. It holds the one table of phases
+and the helpers more than one state uses: which deployment the journal holds
+(`this_deployment`), what the owner's policy allows (`allowed_plan`), finishing
+an earlier deployment, `undo`, and both cleanups.
+
+A phase is recorded in the journal BEFORE the change it announces, so a crash
+at any point leaves a phase from which every state can compute what to do:
+
+  phase          set by                              what it leaves in the journal
+  downloading    Download, ArtifactInstall           the deployment: id, artifact, tree, scope,
+                 (record_deployment)                 images, `pulled` (the refs absent before it,
+                                                     journalled before any is fetched; an
+                                                     import's transient tag before its use).
+                                                     Nothing running has changed.
+  downloaded     prepare_images                      the same; every image is there and verified.
+  installing     ArtifactInstall, before the first   + planned, previous (what ran: id, name,
+                 change                              restart policy, managed), kept, stopped,
+                                                     renamed, networks; networks_created and
+                                                     created grow, each before it is made.
+  installed      ArtifactInstall, after the health   the same: every new container passed the
+                 gate                                gate; the replaced ones still exist, stopped.
+  committed      ArtifactCommit                      the same; the client committed.
+  rolling-back   undo, before its first change       the same, so that undo can run again.
+  rolled-back    undo, at its end                    the same; the previous containers run again,
+                                                     the new ones and networks are gone; what was
+                                                     pulled or loaded stays until Cleanup.
+  cleaned        cleanup_committed                   final: replaced containers and unused images
+                                                     removed; `previous_images` = the release's
+                                                     images + those that could not be removed.
+  failed         cleanup_failed                      final: what the deployment created, pulled or
+                                                     loaded is removed.
+
+A new deployment's record replaces the journal's only once the earlier one is
+final (`finish_earlier_deployment`). A save that keeps the phase records more of
+the same step (one more created container, one more transient tag) or a step
+run again; `NEXT` lists the changes.
+
+This module imports at run time only `errors`, `log` and `policy`: the journal
+takes `Phase` from here, so nothing here may import the journal or the context
+but for type hints.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Sequence
+
+from mender_docker.module.errors import (
+    DaemonDownError,
+    EngineError,
+    NoSuchObjectError,
+    UnsupportedError,
+)
+from mender_docker.module.log import log, short
+from mender_docker.module.policy import check, policy_from_settings
+
+if TYPE_CHECKING:
+    from mender_docker.module.context import Context
+    from mender_docker.module.journal import Deployment, Journal
+    from mender_docker.spec import DockerMetadata, PlannedContainer
+
+
+class Phase(str, Enum):
+    """Where a deployment is; the value is what the journal's JSON holds."""
+
+    DOWNLOADING = "downloading"
+    DOWNLOADED = "downloaded"
+    INSTALLING = "installing"
+    INSTALLED = "installed"
+    COMMITTED = "committed"
+    ROLLING_BACK = "rolling-back"
+    ROLLED_BACK = "rolled-back"
+    CLEANED = "cleaned"  # committed and cleaned up: the normal end
+    FAILED = "failed"  # rolled back (or never installed) and cleaned up
+
+    def __str__(self) -> str:  # the value in messages, on every Python version
+        return self.value
+
+
+# Which phase may follow which (a save that keeps the phase is always allowed).
+# A deployment starts in DOWNLOADING; a new one may start once the earlier is FINAL.
+NEXT: Dict[Phase, FrozenSet[Phase]] = {
+    Phase.DOWNLOADING: frozenset({Phase.DOWNLOADED, Phase.FAILED}),
+    # ArtifactInstall records the deployment again (re-checks its images)
+    Phase.DOWNLOADED: frozenset({Phase.DOWNLOADING, Phase.INSTALLING, Phase.FAILED}),
+    Phase.INSTALLING: frozenset({Phase.INSTALLED, Phase.ROLLING_BACK}),
+    Phase.INSTALLED: frozenset({Phase.COMMITTED, Phase.ROLLING_BACK}),
+    Phase.COMMITTED: frozenset({Phase.CLEANED, Phase.ROLLING_BACK}),
+    Phase.ROLLING_BACK: frozenset({Phase.ROLLED_BACK}),
+    # undo again (ArtifactRollback re-run), ArtifactInstall again, or Cleanup
+    Phase.ROLLED_BACK: frozenset({Phase.ROLLING_BACK, Phase.DOWNLOADING, Phase.FAILED}),
+    Phase.CLEANED: frozenset(),
+    Phase.FAILED: frozenset(),
+}
+FINAL = frozenset({Phase.CLEANED, Phase.FAILED})
+# Changed the device, neither committed nor rolled back: undo before anything else.
+UNFINISHED = frozenset({Phase.INSTALLING, Phase.INSTALLED, Phase.ROLLING_BACK})
+# The engine holds this deployment's changes: ArtifactFailure undoes them.
+CHANGED = UNFINISHED | {Phase.COMMITTED}
+# ArtifactRollback has nothing to undo: never installed, or rolled back and cleaned up.
+NOTHING_TO_UNDO = frozenset({Phase.DOWNLOADING, Phase.DOWNLOADED, Phase.FAILED})
+# Nothing of it runs, Cleanup did not finish: cleanup_failed removes what it added;
+# ArtifactInstall may (re)start the same deployment from these.
+ABANDONED = frozenset({Phase.DOWNLOADING, Phase.DOWNLOADED, Phase.ROLLED_BACK})
+COMMITTED_PHASES = frozenset({Phase.COMMITTED, Phase.CLEANED})
+
+ENGINE_WAIT = 30.0  # seconds an undo waits for a daemon that does not answer
+
+
+def this_deployment(ctx: Context, journal: Journal) -> Optional[Deployment]:
+    """The journal's deployment if it is the one of this file tree, else None."""
+    deployment_id = ctx.deployment_id()
+    deployment = journal.deployment
+    if deployment is None or deployment_id is None or deployment.id != deployment_id:
+        return None
+    return deployment
+
+
+def allowed_plan(ctx: Context, meta: DockerMetadata) -> List[PlannedContainer]:
+    """The containers to run, once the owner's policy allows every one of them."""
+    plan = ctx.plan(meta)
+    policy = policy_from_settings(ctx.config.policy_settings())
+    if policy.active:
+        check(plan, policy, protected=(ctx.config.journal_dir,))
+    return plan
+
+
+def finish_earlier_deployment(ctx: Context) -> None:
+    """A new deployment must not overwrite the journal of an unfinished one."""
+    journal = ctx.store.load()
+    earlier = journal.deployment
+    if earlier is None:
+        return
+    if earlier.phase in UNFINISHED:
+        log(f"deployment {earlier.artifact} was left {earlier.phase}: rolling it back first")
+        undo(ctx, journal)
+    elif earlier.phase == Phase.COMMITTED:
+        log(f"deployment {earlier.artifact} was committed but not cleaned up: cleaning up")
+        cleanup_committed(ctx, journal)
+        return
+    if earlier.phase in ABANDONED:
+        # its Cleanup never ran (killed, or a client that forgot the deployment):
+        # without this, the images it pulled would stay on the device for good
+        log(f"deployment {earlier.artifact} was not cleaned up: removing what it added")
+        cleanup_failed(ctx, journal)
+
+
+def wait_for_engine(ctx: Context, seconds: float) -> None:
+    """A daemon restarting (crash, reboot) must not turn the rollback into a failure:
+    the client runs ArtifactRollback right after the install failed, maybe because
+    the daemon went away; give it time to come back."""
+    deadline = ctx.clock() + seconds
+    waited = False
+    while True:
+        try:
+            ctx.engine.version()
+            return
+        except DaemonDownError:
+            if ctx.clock() >= deadline:
+                raise
+            if not waited:
+                log(f"container engine not answering: waiting up to {seconds:g} s for it")
+                waited = True
+            ctx.sleep(1.0)
+
+
+def undo(ctx: Context, journal: Journal) -> None:
+    """Restore the state recorded before the journal's deployment changed anything.
+
+    Idempotent, and correct from any point of ArtifactInstall: new containers are
+    found both in the journal and by their deployment label (one created just
+    before a crash is not in the journal yet)."""
+    deployment = journal.deployment
+    assert deployment is not None
+    log(f"rolling back {deployment.artifact}")
+    wait_for_engine(ctx, ENGINE_WAIT)
+    deployment.phase = Phase.ROLLING_BACK
+    ctx.store.save(journal)
+    engine = ctx.engine
+    remove_new_containers(ctx, deployment)
+    renamed = {c.id: c for c in engine.inspect_containers([r.id for r in deployment.renamed])}
+    for rename in deployment.renamed:
+        info = renamed.get(rename.id)
+        if info is not None and info.name != rename.from_name:
+            log(f"renaming {info.name} ({short(info.id)}) back to {rename.from_name}")
+            engine.rename(info.id, rename.from_name)
+    previous = {c.id: c for c in engine.inspect_containers([p.id for p in deployment.previous])}
+    for before in deployment.previous:
+        info = previous.get(before.id)
+        if info is None:
+            log(f"warning: previous container {before.name} ({short(before.id)}) is gone")
+            continue
+        if info.restart_policy != before.restart_policy:
+            try:
+                engine.set_restart_policy(info.id, before.restart_policy)
+            except UnsupportedError:  # podman 4: never changed by the install either
+                log(f"note: cannot restore restart policy {before.restart_policy} "
+                    f"of {info.name}: the engine cannot change it")
+        if not info.running:
+            log(f"starting previous container {info.name} ({short(info.id)})")
+            engine.start(info.id)
+    remove_unused_networks(ctx, deployment.networks_created)
+    deployment.phase = Phase.ROLLED_BACK
+    ctx.store.save(journal)
+    log(f"rolled back {deployment.artifact}")
+
+
+def cleanup_committed(ctx: Context, journal: Journal) -> None:
+    """After a commit: remove the replaced containers we own, our networks the
+    release does not use, and the images of earlier deployments nothing uses."""
+    deployment = journal.deployment
+    assert deployment is not None
+    managed_label = ctx.label("managed")
+    replaced = list(dict.fromkeys([*deployment.stopped, *(r.id for r in deployment.renamed)]))
+    for info in ctx.engine.inspect_containers(replaced):
+        if info.labels.get(managed_label) != "1":
+            log(f"leaving {info.name} ({short(info.id)}) stopped: not managed by mender-docker")
+            continue
+        log(f"removing replaced container {info.name} ({short(info.id)})")
+        remove_container(ctx, info.id)
+    remove_unused_networks(ctx, stale_networks(ctx, deployment.networks))
+    candidates = [ref for ref in journal.previous_images if ref not in deployment.images]
+    if ctx.config.keep_previous_images:
+        leftover = candidates
+    else:
+        leftover = remove_unused_images(ctx, candidates)
+    journal.previous_images = deployment.images + [
+        ref for ref in leftover if ref not in deployment.images
+    ]
+    deployment.phase = Phase.CLEANED
+    ctx.store.save(journal)
+    log(f"cleaned up after {deployment.artifact}")
+
+
+def cleanup_failed(ctx: Context, journal: Journal) -> None:
+    """After a failure (rolled back, or never installed): remove what it added."""
+    deployment = journal.deployment
+    assert deployment is not None
+    remove_new_containers(ctx, deployment)
+    remove_unused_networks(ctx, deployment.networks_created)
+    pulled_only = [ref for ref in deployment.pulled if ref not in journal.previous_images]
+    remove_unused_images(ctx, pulled_only)
+    if deployment.phase != Phase.FAILED:
+        deployment.phase = Phase.FAILED
+        ctx.store.save(journal)
+    log(f"cleaned up after failed deployment {deployment.artifact}")
+
+
+def remove_new_containers(ctx: Context, deployment: Deployment) -> None:
+    """Remove the deployment's new containers: those the journal recorded and those
+    carrying its deployment label (created just before a crash, not journalled)."""
+    labelled = ctx.engine.list_containers(
+        all=True, label=f"{ctx.label('deployment')}={deployment.id}"
+    )
+    for container_id in dict.fromkeys([*deployment.created, *labelled]):
+        log(f"removing new container {short(container_id)}")
+        remove_container(ctx, container_id)
+
+
+def remove_container(ctx: Context, container_id: str) -> None:
+    try:
+        ctx.engine.remove_container(container_id)
+    except NoSuchObjectError:
+        pass
+
+
+def remove_unused_images(ctx: Context, refs: Sequence[str]) -> List[str]:
+    """Remove the images no container (running or not) uses; return those left."""
+    if not refs:
+        return []
+    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
+    used = {c.image_id for c in everything}
+    leftover: List[str] = []
+    for ref in refs:
+        info = ctx.engine.inspect_image(ref)
+        if info is None:
+            continue
+        if info.id in used:
+            log(f"keeping image {ref}: a container still uses it")
+            leftover.append(ref)
+            continue
+        log(f"removing image {ref}")
+        try:
+            ctx.engine.remove_image(ref)
+        except EngineError as exc:
+            log(f"warning: cannot remove image {ref}: {exc}")
+            leftover.append(ref)
+    return leftover
+
+
+def remove_unused_networks(ctx: Context, names: Sequence[str]) -> None:
+    """Remove the networks no container (in any state) is on: a stopped container
+    on a removed network could not start again."""
+    if not names:
+        return
+    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
+    used = {network for c in everything for network in c.networks}
+    for name in names:
+        if name in used:
+            log(f"keeping network {name}: a container is on it")
+            continue
+        log(f"removing network {name}")
+        try:
+            ctx.engine.remove_network(name)
+        except NoSuchObjectError:
+            pass
+        except EngineError as exc:
+            log(f"warning: cannot remove network {name}: {exc}")
+
+
+def stale_networks(ctx: Context, keep: Sequence[str]) -> List[str]:
+    """Our networks the deployed release does not use."""
+    return [n for n in ctx.engine.list_networks(f"{ctx.label('managed')}=1") if n not in keep]
