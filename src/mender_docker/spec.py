@@ -25,6 +25,13 @@ container, in the order of `containers`:
     images_file     name of the payload file holding the images (offline
                     artifacts, `docker load` layout); the module loads them
                     from it instead of pulling, and needs `image_ids`
+    delta_base      a delta offline artifact: the release it applies to (the
+                    base artifact's name, or the base image references)
+    delta_layers    per container: the diff IDs ("sha256:<hex>", comma-separated,
+                    in order) of the image's first layers, which the payload
+                    omits (empty placeholder files stand in for them); the
+                    device must hold them as a chain (an image whose layers
+                    start with exactly these). "" for an image sent whole.
 
 Run arguments are split with `shlex` and passed as an argument list: no shell
 ever sees them.
@@ -53,13 +60,14 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 ORIGINAL_KEYS = ("containers", "run_args")
 LIST_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
-    "networks", "volumes",
+    "networks", "volumes", "delta_layers",
 )  # fmt: skip
 PER_CONTAINER_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
+    "delta_layers",
 )  # fmt: skip
 NUMBER_KEYS = ("health_timeout", "health_window", "stop_timeout")
-STRING_KEYS = ("images_file", "project")
+STRING_KEYS = ("images_file", "project", "delta_base")
 CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # compose's project names
 SERVICE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
@@ -73,6 +81,8 @@ MAX_ARGS_TEXT = 128 * 1024  # characters in run_args or one container_args entry
 MAX_ALL_ARGS_TEXT = 1024 * 1024  # characters in all of them together
 MAX_SECONDS = {"health_timeout": 86400, "health_window": 86400, "stop_timeout": 3600}
 MAX_IMAGE_SIZE = 1 << 50
+MAX_LAYERS = 128  # docker's limit on an image's layers is 127
+MAX_DELTA_BASE = 1024
 MAX_WARNINGS = 10
 # A payload file name both mender-artifact and our module accept.
 PAYLOAD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
@@ -131,6 +141,8 @@ class PlannedContainer:
     run: RunArgs = field(compare=False)  # the same arguments, parsed (render() == args)
     image_id: Optional[str] = None
     image_size: Optional[int] = None
+    # a delta artifact: the diff IDs of the first layers the device must already have
+    base_layers: Tuple[str, ...] = ()
     command: Tuple[str, ...] = ()  # after the image; () runs the image's own
     service: Optional[str] = None  # the Compose service it runs
     depends_on: Tuple[Dependency, ...] = ()
@@ -166,6 +178,8 @@ class DockerMetadata:
     depends_on: Optional[Tuple[str, ...]] = None
     networks: Optional[Tuple[str, ...]] = None
     volumes: Optional[Tuple[str, ...]] = None
+    delta_base: Optional[str] = None
+    delta_layers: Optional[Tuple[str, ...]] = None
     warnings: Tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -239,6 +253,9 @@ class DockerMetadata:
                     run=part.run,
                     image_id=self.image_ids[index] if self.image_ids else None,
                     image_size=self.image_sizes[index] if self.image_sizes else None,
+                    base_layers=split_layers(self.delta_layers[index])
+                    if self.delta_layers
+                    else (),
                     command=tuple(
                         split_args(self.commands[index], f"commands[{index}]")
                         if self.commands
@@ -460,6 +477,7 @@ def parse_metadata(raw: Any) -> DockerMetadata:
             raise MetadataError("'images_file' must be a plain payload file name")
         if image_ids is None:
             raise MetadataError("'images_file' needs 'image_ids' to verify the loaded images")
+    delta_base, delta_layers = _delta_keys(raw, count, containers, images_file)
     for key, value in raw.items():
         if isinstance(value, dict) or (
             isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
@@ -487,11 +505,45 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         health_window=numbers["health_window"],
         stop_timeout=numbers["stop_timeout"],
         images_file=images_file,
+        delta_base=delta_base,
+        delta_layers=delta_layers,
         warnings=warnings,
         **compose,
     )
     meta.plan()  # names, quoting: fail now rather than during the install
     return meta
+
+
+def split_layers(text: str) -> Tuple[str, ...]:
+    """A `delta_layers` entry: comma-separated diff IDs, "" for none."""
+    return tuple(part for part in text.split(",") if part) if text else ()
+
+
+def _delta_keys(
+    raw: Dict[str, Any], count: int, containers: Sequence[str], images_file: Optional[str]
+) -> Tuple[Optional[str], Optional[Tuple[str, ...]]]:
+    """`delta_base` and `delta_layers`: both or neither, only in an offline artifact."""
+    base = raw.get("delta_base")
+    layers = _optional_list(raw, "delta_layers", str, count)
+    if base is None and layers is None:
+        return None, None
+    if base is None or layers is None:
+        raise MetadataError("'delta_base' and 'delta_layers' come together")
+    if images_file is None:
+        raise MetadataError("'delta_base' needs 'images_file': only offline artifacts are deltas")
+    if not isinstance(base, str) or not base.strip() or len(base) > MAX_DELTA_BASE:
+        raise MetadataError(f"'delta_base' must be a non-empty string of at most "
+                            f"{MAX_DELTA_BASE} characters")
+    by_image: Dict[str, str] = {}
+    for index, (image, text) in enumerate(zip(containers, layers)):
+        ids = split_layers(text)
+        if len(ids) > MAX_LAYERS or not all(DIGEST_RE.fullmatch(i) for i in ids) \
+                or ",".join(ids) != text:
+            raise MetadataError(f"'delta_layers' entry {index}: want up to {MAX_LAYERS} "
+                                "comma-separated sha256:<64 hex> diff IDs, or \"\"")
+        if by_image.setdefault(image, text) != text:
+            raise MetadataError(f"'delta_layers': image {image} is listed with two layer lists")
+    return base, tuple(layers)
 
 
 def _compose_keys(raw: Dict[str, Any], count: int) -> Dict[str, Any]:

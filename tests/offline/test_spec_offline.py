@@ -41,3 +41,46 @@ def test_loaded_tag_is_the_repository_plus_the_digest_hex() -> None:
     assert loaded_tag(tagged) == loaded_tag(REF)  # the digest decides, not the tag
     with pytest.raises(MetadataError):
         loaded_tag("registry.example/app:latest")
+
+
+L1, L2 = "sha256:" + "11" * 32, "sha256:" + "22" * 32
+
+
+def test_delta_keys_round_trip_and_plan() -> None:
+    parsed = parse_metadata(meta(images_file="images.tar", image_ids=[ID], delta_base="v1",
+                                 delta_layers=[f"{L1},{L2}"]))
+    assert parsed.delta_base == "v1"
+    assert parsed.plan()[0].base_layers == (L1, L2)
+    assert parse_metadata(parsed.to_dict()) == parsed
+    whole = parse_metadata(meta(images_file="images.tar", image_ids=[ID], delta_base="v1",
+                                delta_layers=[""]))
+    assert whole.plan()[0].base_layers == ()
+    assert parse_metadata(meta()).plan()[0].base_layers == ()
+
+
+@pytest.mark.parametrize("extra, words", [
+    (dict(delta_base="v1"), "come together"),
+    (dict(delta_layers=[L1]), "come together"),
+    (dict(delta_base="", delta_layers=[L1]), "non-empty string"),
+    (dict(delta_base="v1", delta_layers=["sha256:12"]), "diff IDs"),
+    (dict(delta_base="v1", delta_layers=[f"{L1},"]), "diff IDs"),
+    (dict(delta_base="v1", delta_layers=[f"{L1} {L2}"]), "diff IDs"),
+    (dict(delta_base="v1", delta_layers=[",".join([L1] * 129)]), "diff IDs"),
+    (dict(delta_base="v1", delta_layers=[L1, L2]), "entries"),
+])
+def test_bad_delta_keys(extra: Dict[str, Any], words: str) -> None:
+    with pytest.raises(MetadataError, match=words):
+        parse_metadata(meta(images_file="images.tar", image_ids=[ID], **extra))
+
+
+def test_delta_needs_an_offline_artifact() -> None:
+    with pytest.raises(MetadataError, match="only offline artifacts are deltas"):
+        parse_metadata(meta(delta_base="v1", delta_layers=[L1]))
+
+
+def test_one_image_one_layer_list() -> None:
+    doc = {"containers": [REF, REF], "run_args": "", "names": ["a", "b"],
+           "images_file": "images.tar", "image_ids": [ID, ID], "delta_base": "v1",
+           "delta_layers": [L1, L2]}
+    with pytest.raises(MetadataError, match="two layer lists"):
+        parse_metadata(doc)
