@@ -24,8 +24,8 @@ from tests.artifact.helpers import mender_artifact, write_sample
 DATA = os.urandom(BUFFER * (BUFFERS + 1) + 12345)
 
 
-@pytest.mark.parametrize("sizes", [[1], [4096, 1], [BUFFER - 1, 2, 77], [BUFFER * 2 + 3],
-                                   [len(DATA)]])
+@pytest.mark.parametrize("sizes", [[1, 1, 1, BUFFER - 2], [4096, 1], [BUFFER - 1, 2, 77],
+                                   [BUFFER * 2 + 3], [len(DATA)]])
 def test_threaded_sha256_equals_hashlib(sizes: List[int]) -> None:
     with ThreadPoolExecutor(max_workers=1) as executor:
         digest = ThreadedSha256(executor)
