@@ -8,7 +8,8 @@ written natively (no mender-artifact binary). mender-artifact's provides/depends
 rules are followed: software key `<filesystem>.<name>.version` (defaults
 rootfs-image and the payload type), value defaulting to the artifact name, the
 default clears entry `<filesystem>.<name>.*` after any given ones.
-With `embed_images` the images travel inside the artifact (see offline.py).
+With `embed_images` the images travel inside the artifact (see offline.py);
+with `delta_from` too, the layers the base release has stay out (see delta.py).
 """
 
 from __future__ import annotations
@@ -24,14 +25,24 @@ from mender_docker.artifact import ArtifactSpec, load_private_key, write_artifac
 from mender_docker.artifact.headers import check_script_name
 from mender_docker.compose.loader import load_project
 from mender_docker.compose.model import ComposeError
+from mender_docker.delta import (
+    Base,
+    DeltaReport,
+    delta_name,
+    depends_names,
+    load_bases,
+    omitter,
+    unused_bases,
+)
 from mender_docker.errors import ArtifactError, GeneratorError, MenderDockerError
 from mender_docker.gen_compose import Application, application
-from mender_docker.offline import PAYLOAD_NAME, payload_file
+from mender_docker.offline import PAYLOAD_NAME, payload_file, payload_size
 from mender_docker.registry.client import RegistryClient, ResolvedImage
 from mender_docker.registry.docker_resolver import resolve_with_docker
 from mender_docker.registry.export import (
     BlobStore,
     ExportedImage,
+    Omit,
     Progress,
     RegistryExporter,
     export_with_docker,
@@ -78,6 +89,7 @@ class GenOptions:
     stop_timeout: Optional[float] = None
     image_sizes: bool = True
     embed_images: bool = False  # offline artifact: the images travel in the payload
+    delta_from: List[str] = field(default_factory=list)  # base artifact files or images
     compose_file: Optional[str] = None  # the services of a Compose file instead of images
     project_name: Optional[str] = None
     profiles: List[str] = field(default_factory=list)
@@ -91,6 +103,7 @@ class GenResult:
     images: Tuple[ResolvedImage, ...]
     spec: ArtifactSpec
     embedded: Tuple[ExportedImage, ...] = ()
+    delta: Optional[DeltaReport] = None
 
 
 def check_options(options: GenOptions) -> None:
@@ -101,6 +114,8 @@ def check_options(options: GenOptions) -> None:
         raise GeneratorError("device type not specified (-t/--device-type)")
     if not options.images:
         raise GeneratorError("no image given: list at least one IMAGE")
+    if options.delta_from and not options.embed_images:
+        raise GeneratorError("--delta-from needs --embed-images: only offline artifacts are deltas")
     if options.resolver not in RESOLVERS:
         raise GeneratorError(f"unknown resolver {options.resolver!r} (known: registry, docker)")
     count = len(options.images)
@@ -162,12 +177,14 @@ def build_metadata(
     options: GenOptions,
     images: Sequence[ResolvedImage],
     embedded: Sequence[ExportedImage] = (),
+    bases: Sequence[Base] = (),
 ) -> DockerMetadata:
     """The meta-data object, validated by the same code the device runs.
 
     For embedded images, image_ids (the device verifies what it loaded) and
     image_sizes (unpacked: what the device's engine needs) come from the
-    exported images, and images_file names the payload file."""
+    exported images, and images_file names the payload file; when a layer is
+    omitted (a delta on `bases`), delta_base and delta_layers say which."""
     count = len(images)
     sizes = tuple(image.size for image in images) if options.image_sizes else None
     ids = None
@@ -189,6 +206,12 @@ def build_metadata(
         stop_timeout=options.stop_timeout,
         images_file=PAYLOAD_NAME if embedded else None,
     )
+    if any(image.omitted for image in embedded):
+        metadata = replace(
+            metadata,
+            delta_base=delta_name(bases),
+            delta_layers=tuple(",".join(image.base_layers) for image in embedded),
+        )
     if app is not None:
         metadata = replace(
             metadata,
@@ -251,19 +274,24 @@ def load_signer(path: str) -> Any:
 
 
 def export_all(
-    options: GenOptions, store: BlobStore, progress: Optional[Progress] = None
+    options: GenOptions,
+    store: BlobStore,
+    progress: Optional[Progress] = None,
+    omit: Optional[Omit] = None,
 ) -> Tuple[ExportedImage, ...]:
     """Fetch every image into `store` (one at a time: they may share layers);
-    `progress` is told the bytes as they are fetched (the command line's bar)."""
+    `progress` is told the bytes as they are fetched (the command line's bar);
+    `omit` (a delta) says how many first layers of an image the device has."""
     if options.resolver == "docker":
         return tuple(
-            export_with_docker(image, options.platform, store, progress)
+            export_with_docker(image, options.platform, store, progress, omit=omit)
             for image in options.images
         )
     exporter = RegistryExporter(insecure=options.insecure_registries)
     try:
         return tuple(
-            exporter.export(image, options.platform, store, progress) for image in options.images
+            exporter.export(image, options.platform, store, progress, omit)
+            for image in options.images
         )
     finally:
         exporter.close()
@@ -282,12 +310,19 @@ def as_resolved(image: ExportedImage) -> ResolvedImage:
 def generate_offline(
     options: GenOptions, signer: Any, progress: Optional[Progress] = None
 ) -> GenResult:
-    """Embed the images: fetch the blobs to a temp store, stream the payload from it."""
+    """Embed the images: fetch the blobs to a temp store, stream the payload from it.
+    A delta reads its bases first and leaves out the layers they have."""
+    bases = load_delta_bases(options)
     folder = os.path.dirname(os.path.abspath(options.output_path))
     with tempfile.TemporaryDirectory(prefix=".mender-docker-blobs-", dir=folder) as temp:
-        embedded = export_all(options, BlobStore(temp), progress)
+        omit = omitter(bases) if bases else None
+        embedded = export_all(options, BlobStore(temp), progress, omit)
         images = tuple(as_resolved(image) for image in embedded)
-        metadata = build_metadata(options, images, embedded)
+        metadata = build_metadata(options, images, embedded, bases)
+        if metadata.delta_base is not None:  # only devices on a base release
+            depends = list(options.artifact_name_depends)
+            depends += [name for name in depends_names(bases) if name not in depends]
+            options = replace(options, artifact_name_depends=depends)
         spec = build_spec(options, metadata)
         write_artifact(
             options.output_path,
@@ -296,7 +331,36 @@ def generate_offline(
             compression=options.compression,
             signer=signer,
         )
-    return GenResult(options.output_path, metadata, images, spec, embedded)
+    report = delta_report(options.output_path, embedded, bases) if bases else None
+    return GenResult(options.output_path, metadata, images, spec, embedded, report)
+
+
+def load_delta_bases(options: GenOptions) -> List[Base]:
+    """--delta-from's bases, before any image is fetched; a base artifact must
+    name another release than the new one."""
+    if not options.delta_from:
+        return []
+    bases = load_bases(
+        options.delta_from, options.platform, options.resolver, options.insecure_registries
+    )
+    for base in bases:
+        if base.artifact and base.name == options.artifact_name:
+            raise GeneratorError(
+                f"--delta-from: the base artifact is named {base.name!r} too: a delta"
+                " must name a new release (-n)"
+            )
+    return bases
+
+
+def delta_report(
+    path: str, embedded: Sequence[ExportedImage], bases: Sequence[Base]
+) -> DeltaReport:
+    """The artifact's size against the full one's (the same with every layer in)."""
+    size = os.path.getsize(path)
+    full = size - payload_size(embedded) + payload_size(embedded, whole=True)
+    omitted = sum(image.omitted for image in embedded)
+    unused = tuple(unused_bases(bases, embedded))
+    return DeltaReport(delta_name(bases), size, full, omitted, unused, len(bases))
 
 
 def generate(
@@ -347,7 +411,16 @@ def summary(result: GenResult) -> str:
     if result.embedded:
         lines.append(f"  Embedded images ({PAYLOAD_NAME}):")
         for exported in result.embedded:
-            lines.append(f"    {exported.image_id}  ({exported.uncompressed_size} bytes unpacked)")
+            reused = (
+                f", {exported.omitted} of {len(exported.layers)} layers on the device already"
+                if exported.omitted
+                else ""
+            )
+            lines.append(
+                f"    {exported.image_id}  ({exported.uncompressed_size} bytes unpacked{reused})"
+            )
+    if result.delta is not None:
+        lines.append(f"  {result.delta.line()}")
     if result.metadata.run_args:
         lines.append(f"  Run args: {result.metadata.run_args}")
     meta = result.metadata

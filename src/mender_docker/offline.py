@@ -14,6 +14,13 @@ cannot tag by digest, and the module finds the loaded image by that tag.
 The tar is never written to disk: its size is known from the blob sizes, and
 `PayloadFile.open` streams it from the blob store (deterministic bytes:
 owner 0/0, mode 0644, mtime 0).
+
+A delta artifact (delta.py) omits each image's first `omitted` layers, which
+the device already has: their members stay, under the usual names, but empty
+(podman wants every listed file; neither engine reads a layer whose chain it
+has). A layer another image needs whole is written whole.
+`payload_size(images, whole=True)` is the size the payload would have without
+omissions, from the layer sizes of the manifests.
 """
 
 from __future__ import annotations
@@ -51,16 +58,26 @@ def docker_manifest(images: Sequence[ExportedImage]) -> bytes:
     return json.dumps(entries, separators=(",", ":")).encode()
 
 
-def members(images: Sequence[ExportedImage]) -> List[Tuple[str, int, Any]]:
-    """(name, size, content) in payload order; content is bytes or a Blob."""
+def members(images: Sequence[ExportedImage], whole: bool = False) -> List[Tuple[str, int, Any]]:
+    """(name, size, content) in payload order; content is bytes or a Blob. An omitted
+    layer no image needs whole is an empty member (`whole`: counted as if sent)."""
     out: List[Tuple[str, int, Any]] = []
     manifest = docker_manifest(images)
     out.append((MANIFEST, len(manifest), manifest))
+    needed = {layer.file_name: layer for i in images for layer in i.layers[i.omitted :]}
+    configs = {i.config.file_name for i in images}
     seen = set()
     for blob in [i.config for i in images] + [layer for i in images for layer in i.layers]:
-        if blob.file_name not in seen:
-            seen.add(blob.file_name)
-            out.append((blob.file_name, blob.size, blob))
+        name = blob.file_name
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in configs:
+            out.append((name, blob.size, blob))
+        elif name in needed:
+            out.append((name, needed[name].size, needed[name]))
+        else:  # omitted: on the device already
+            out.append((name, blob.size if whole else 0, None if whole else b""))
     return out
 
 
@@ -74,8 +91,9 @@ def _padding(size: int) -> int:
     return -size % BLOCK
 
 
-def payload_size(images: Sequence[ExportedImage]) -> int:
-    total = sum(BLOCK + size + _padding(size) for _, size, _ in members(images))
+def payload_size(images: Sequence[ExportedImage], whole: bool = False) -> int:
+    """The payload's bytes; `whole`: what they would be without a delta's omissions."""
+    total = sum(BLOCK + size + _padding(size) for _, size, _ in members(images, whole))
     return total + 2 * BLOCK
 
 

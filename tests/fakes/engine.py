@@ -11,6 +11,7 @@ module recovers from a crash at any point.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import itertools
@@ -64,6 +65,7 @@ READ_ONLY = frozenset(
         "list_containers",
         "inspect_containers",
         "inspect_image",
+        "layer_chains",
         "imports_base_layers",
         "network_exists",
         "list_networks",
@@ -84,6 +86,7 @@ class FakeImage:
     refs: Set[str]  # repo@sha256:... references
     size: int = 1000
     behaviour: str = "ok"  # ok | exits | completes (exits 0) | unhealthy | healthy
+    layers: Tuple[str, ...] = ()  # RootFS.Layers: diff IDs, base first
 
 
 @dataclass
@@ -104,6 +107,22 @@ class FakeContainer:
     restart_count: int = 0  # restarts by its restart policy (see FakeEngine.restart)
     exits: List[int] = field(default_factory=list)  # every exit code, as the `die` events
     created: str = "2026-01-01T00:00:00Z"
+
+
+EMPTY_DIFF_ID = "sha256:" + hashlib.sha256(b"").hexdigest()
+
+
+def diff_id(layer: bytes) -> str:
+    """A layer file's diff ID: the digest of the tar it holds (gzip undone)."""
+    if layer[:2] == b"\x1f\x8b":
+        layer = gzip.decompress(layer)
+    return "sha256:" + hashlib.sha256(layer).hexdigest()
+
+
+def _member(tar: tarfile.TarFile, name: str) -> bytes:
+    """A member's bytes; KeyError when the tar has no such member."""
+    handle = tar.extractfile(name)
+    return handle.read() if handle else b""
 
 
 def digest_of(text: str) -> str:
@@ -127,16 +146,24 @@ class FakeEngine:
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     # -- test helpers ------------------------------------------------------------------
-    def publish(self, repo: str, version: str, behaviour: str = "ok", size: int = 1000) -> str:
+    def publish(
+        self,
+        repo: str,
+        version: str,
+        behaviour: str = "ok",
+        size: int = 1000,
+        layers: Sequence[str] = (),
+    ) -> str:
         """Put an image in the fake registry; returns its pinned reference."""
         ref = f"{repo}@{digest_of(repo + ':' + version)}"
-        self.registry[ref] = FakeImage(digest_of("config" + ref), {ref}, size, behaviour)
+        image = FakeImage(digest_of("config" + ref), {ref}, size, behaviour, tuple(layers))
+        self.registry[ref] = image
         return ref
 
     def preload(self, ref: str) -> None:
         """Make a published image present on the device."""
         src = self.registry[ref]
-        self.images[src.id] = FakeImage(src.id, set(src.refs), src.size, src.behaviour)
+        self.images[src.id] = FakeImage(src.id, set(src.refs), src.size, src.behaviour, src.layers)
 
     def add_container(
         self,
@@ -207,6 +234,10 @@ class FakeEngine:
         if found is None:
             raise NoSuchObjectError(["docker"], 1, f"No such container: {container_id}")
         return found
+
+    def layer_prefixes(self) -> Set[Tuple[str, ...]]:
+        """Every chain the engine holds a layer of: each image's layers[:n]."""
+        return {i.layers[:n] for i in self.images.values() for n in range(1, len(i.layers) + 1)}
 
     def _image(self, ref: str) -> Optional[FakeImage]:
         return next((i for i in self.images.values() if ref in i.refs or ref == i.id), None)
@@ -286,8 +317,14 @@ class FakeEngine:
         if ref not in self.registry:
             raise NoSuchObjectError(["docker", "pull"], 1, f"manifest for {ref} not found")
         src = self.registry[ref]
-        have = self.images.setdefault(src.id, FakeImage(src.id, set(), src.size, src.behaviour))
+        have = self.images.setdefault(
+            src.id, FakeImage(src.id, set(), src.size, src.behaviour, src.layers)
+        )
         have.refs |= src.refs
+
+    def layer_chains(self) -> List[Tuple[str, ...]]:
+        self._call("layer_chains")
+        return list(dict.fromkeys(image.layers for image in self.images.values()))
 
     def start_load(self) -> Feed:
         self._call("start_load")
@@ -302,24 +339,45 @@ class FakeEngine:
         return self.split_base
 
     def _loaded(self, feed: FakeFeed) -> str:
-        """What `docker load` (or `import`) does with a feed's complete input."""
+        """What `docker load` (or `import`) does with a feed's complete input.
+
+        A `docker save` tar: manifest.json names each image's config, layers and
+        tags; the config's rootfs.diff_ids become the image's layers. A zero-byte
+        layer file (a delta's placeholder) loads only where the engine holds the
+        chain it stands for, as dockerd's; else the load fails and loads nothing."""
         data = bytes(feed.data)
         if feed.kind == "import":
-            found = FakeImage(digest_of(data.hex()), {feed.tag}, len(data))
+            found = FakeImage(digest_of(data.hex()), {feed.tag}, len(data), layers=(diff_id(data),))
             self.images.setdefault(found.id, found).refs.add(feed.tag)
             return found.id + "\n"
-        try:  # a `docker save` tar: manifest.json names each image's config and tags
+        loads: List[Tuple[str, Set[str], Tuple[str, ...]]] = []
+        try:
             with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                member = tar.extractfile("manifest.json")
-                manifest = json.loads(member.read() if member else b"[]")
+                manifest = json.loads(_member(tar, "manifest.json") or b"[]")
+                held = self.layer_prefixes()
+                sizes = {member.name: member.size for member in tar.getmembers()}
+                for entry in manifest:
+                    image = "sha256:" + str(entry["Config"]).split(".", 1)[0]
+                    config = json.loads(_member(tar, str(entry["Config"])) or b"{}")
+                    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+                    layers = tuple(str(d) for d in (rootfs or {}).get("diff_ids") or ())
+                    files = [str(name) for name in entry.get("Layers") or ()]
+                    for index, chain in enumerate(layers[: n + 1] for n in range(len(layers))):
+                        # no bytes: `import` took the file (load_payload), or a placeholder
+                        name = files[index] if index < len(files) else ""
+                        if not sizes.get(name) and chain not in held:
+                            raise EngineError(["docker", "load"], 1, (
+                                f"invalid diffID for layer {index}: expected {chain[-1]}, "
+                                f"got {EMPTY_DIFF_ID}"))  # fmt: skip
+                        held.add(chain)
+                    refs = {str(tag) for tag in entry.get("RepoTags") or ()}
+                    loads.append((image, refs, layers))
         except (tarfile.TarError, KeyError, ValueError) as exc:
             raise EngineError(["docker", "load"], 1, f"Error processing tar file: {exc}") from None
         lines = []
-        for entry in manifest:
-            image = "sha256:" + str(entry["Config"]).split(".", 1)[0]
-            refs = {str(tag) for tag in entry.get("RepoTags") or ()}
+        for image, refs, layers in loads:
             behaviour = next((i.behaviour for i in self.registry.values() if i.id == image), "ok")
-            self.images.setdefault(image, FakeImage(image, set(), len(data), behaviour))
+            self.images.setdefault(image, FakeImage(image, set(), len(data), behaviour, layers))
             self.images[image].refs |= refs
             loaded = [f"Loaded image: {ref}" for ref in sorted(refs)]
             lines += loaded or [f"Loaded image ID: {image}"]

@@ -15,7 +15,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator, List, Optional, Set, Tuple
 
 import pytest
 
@@ -34,6 +34,7 @@ from mender_docker.module.health import fail
 from mender_docker.module.journal import JournalStore
 from mender_docker.module.main import main
 from tests.realstack import ENGINES, PODMAN, ImageFactory, PodmanStore, Registry, run, unique
+from tests.registry.ocipush import layer, push_image
 
 pytestmark = pytest.mark.real
 
@@ -176,6 +177,44 @@ def test_a_container_its_policy_restarted_still_tells_its_last_exit_code(
     finally:
         if store:
             store.cleanup()
+        shutil.rmtree(short, ignore_errors=True)
+
+
+@pytest.mark.parametrize("kind", ENGINES)
+def test_layer_chains_are_what_image_inspect_says(
+    kind: str, image_factory: ImageFactory, registry: Registry
+) -> None:
+    """What a delta's base check sees (Engine.layer_chains) is the engine's own
+    RootFS.Layers of every image, among them a two-layer image just pulled."""
+    files = [{"a": uuid.uuid4().hex.encode()}, {"b": uuid.uuid4().hex.encode()}]
+    repo = unique("chains")
+    pushed = push_image(registry.host, repo, "v1", files)
+    ref = f"{registry.host}/{repo}@{pushed.digest}"
+    short = Path(tempfile.mkdtemp(prefix="mdpm-"))
+    store = PodmanStore(short / "podman", registries=[registry.host]) if kind == PODMAN else None
+    env: Optional[Dict[str, str]] = {**os.environ, **store.env} if store else None
+    engine = Engine(kind, env=store.env if store else None)
+
+    def inspected() -> Set[Tuple[str, ...]]:
+        ids = run([kind, "image", "ls", "-a", "-q", "--no-trunc"], env=env).stdout.split()
+        if not ids:
+            return set()
+        out = run([kind, "image", "inspect", "--format", "{{json .RootFS.Layers}}", *ids], env=env)
+        return {tuple(json.loads(line) or ()) for line in out.stdout.splitlines() if line.strip()}
+
+    try:
+        engine.pull(ref)
+        before = inspected()
+        chains = engine.layer_chains()
+        after = inspected()  # dockerd is shared: other tests' images may come and go
+        assert len(chains) == len(set(chains))
+        assert before & after <= set(chains) <= before | after
+        assert tuple(layer(f)[1] for f in files) in chains
+    finally:
+        if store:
+            store.cleanup()
+        else:
+            run(["docker", "image", "rm", ref], check=False)
         shutil.rmtree(short, ignore_errors=True)
 
 

@@ -173,6 +173,14 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         " Default compression then: none (registry layers are already gzip)",
     )
     ours.add_argument(
+        "--delta-from",
+        action="append",
+        metavar="BASE",
+        help="with --embed-images: a delta against BASE, the release the devices run (its"
+        " artifact file, or an image reference); the layers it has stay out of the payload"
+        " and a base artifact's name becomes an artifact_name depend (repeatable)",
+    )
+    ours.add_argument(
         "--compose",
         metavar="FILE",
         help="a Compose file: one container per service, with its networks and volumes"
@@ -272,6 +280,7 @@ def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
         stop_timeout=ns.stop_timeout,
         image_sizes=not ns.no_image_sizes,
         embed_images=bool(ns.embed_images),
+        delta_from=list(ns.delta_from or []),
         compose_file=ns.compose,
         project_name=ns.project_name,
         profiles=list(ns.profile or []),

@@ -210,7 +210,9 @@ def undo(ctx: Context, journal: Journal) -> None:
 
 def cleanup_committed(ctx: Context, journal: Journal) -> None:
     """After a commit: remove the replaced containers we own, our networks the
-    release does not use, and the images of earlier deployments nothing uses."""
+    release does not use, and the images of earlier deployments nothing uses.
+    The committed release's images stay (`previous_images`): they are what the
+    next delta offline artifact is built against."""
     deployment = journal.deployment
     assert deployment is not None
     managed_label = ctx.label("managed")

@@ -146,6 +146,17 @@ def parse_image(data: Mapping[str, Any]) -> ImageInfo:
     )
 
 
+def parse_layers(data: Mapping[str, Any]) -> Tuple[str, ...]:
+    """An image's layer chain, from one element of `image inspect` output: the diff
+    IDs of `RootFS.Layers`, base first (docker and podman both write
+    {"RootFS": {"Type": "layers", "Layers": ["sha256:...", ...]}})."""
+    rootfs = data.get("RootFS")
+    layers = rootfs.get("Layers") if isinstance(rootfs, dict) else None
+    if not isinstance(layers, list):
+        return ()
+    return tuple(image_id(layer) for layer in layers)
+
+
 class ContainerEngine(Protocol):
     """The operations the states need; `Engine` runs them, tests fake them."""
 
@@ -157,6 +168,7 @@ class ContainerEngine(Protocol):
     def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]: ...
     def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]: ...
     def inspect_image(self, ref: str) -> Optional[ImageInfo]: ...
+    def layer_chains(self) -> List[Tuple[str, ...]]: ...
     def pull(self, ref: str) -> None: ...
     def start_load(self) -> Feed: ...
     def start_import(self, tag: str) -> Feed: ...
@@ -408,6 +420,36 @@ class Engine:
         except NoSuchObjectError:
             return None
         return parse_image(data[0]) if data else None
+
+    def layer_chains(self) -> List[Tuple[str, ...]]:
+        """The layer chain (`parse_layers`) of every image the engine holds, each
+        distinct chain once: the engine has a layer as part of a chain exactly when
+        some image's chain starts with it. Two calls: `image ls` for the IDs (all,
+        intermediate images too), one `image inspect` of them all."""
+        listed = self.run(["image", "ls", "--all", "--quiet", "--no-trunc"])
+        ids = list(dict.fromkeys(line.strip() for line in listed.splitlines() if line.strip()))
+        if not ids:
+            return []
+        try:
+            items = self._inspect_images(ids)
+        except NoSuchObjectError:  # one removed meanwhile: it must not hide the others
+            items = []
+            for one in ids:
+                try:
+                    items += self._inspect_images([one])
+                except NoSuchObjectError:
+                    pass
+        return list(dict.fromkeys(parse_layers(item) for item in items))
+
+    def _inspect_images(self, ids: Sequence[str]) -> List[Mapping[str, Any]]:
+        command = ["image", "inspect", *ids]
+        out = self.run(command)
+        try:
+            items = json.loads(out)
+        except ValueError:
+            detail = f"unreadable output: {out[:200]}"
+            raise EngineError([self.binary, *command], 0, detail) from None
+        return [item for item in items if isinstance(item, dict)] if isinstance(items, list) else []
 
     def pull(self, ref: str) -> None:
         self.run(["pull", "-q", ref], timeout=self.pull_timeout)

@@ -12,6 +12,13 @@ is then found by its loaded tag (`spec.loaded_tag`) and verified by image ID.
 Images already loaded with the right ID are not loaded again. Whatever a failed
 load left is removed at once, and Cleanup removes what a deployment loaded if it
 fails later.
+
+Delta offline artifacts (meta-data `delta_base`) leave out the first layers of
+some images (`PlannedContainer.base_layers`; zero-byte placeholders stand in the
+payload under their usual names): the engine must already hold them as a chain,
+from the base release. That is checked before anything changes, and a delta the
+device cannot take is refused with the first missing layer, its payload read to
+the end and dropped (`check_base_layers`).
 """
 
 from __future__ import annotations
@@ -22,12 +29,17 @@ from typing import IO, Callable, Dict, List, Optional, Sequence, Set, Tuple
 from mender_docker.module.context import Context
 from mender_docker.module.deployment import Phase, remove_unused_images
 from mender_docker.module.engine import Feed
-from mender_docker.module.errors import DeploymentError, EngineError, NoSuchObjectError
+from mender_docker.module.errors import (
+    DeploymentError,
+    EngineError,
+    ModuleError,
+    NoSuchObjectError,
+)
 from mender_docker.module.journal import Deployment, Journal
 from mender_docker.module.log import log
 from mender_docker.module.offline import MANIFEST, PayloadChecker, PayloadError
-from mender_docker.module.streams import payload_piped, take_payload
-from mender_docker.spec import DockerMetadata, loaded_tag
+from mender_docker.module.streams import payload_piped, refuse_payload, take_payload
+from mender_docker.spec import DockerMetadata, PlannedContainer, loaded_tag
 
 # Local-only repository of the transient images `docker import` makes (see load_payload).
 IMPORT_REPOSITORY = "mender-docker-import"
@@ -96,14 +108,22 @@ def prepare_embedded(
     assert meta.images_file is not None
     expected: Dict[str, str] = {}  # loaded tag -> image ID the header promises
     sizes: Dict[str, Optional[int]] = {}
-    for item in ctx.plan(meta):
-        assert item.image_id is not None  # parse_metadata requires image_ids
-        tag = loaded_tag(item.image)
-        if expected.setdefault(tag, item.image_id) != item.image_id:
-            raise DeploymentError(f"image {item.image} is listed with two different image IDs")
-        sizes[tag] = item.image_size
-    missing = [tag for tag in expected if not loaded_as(ctx, tag, expected[tag])]
-    check_space(ctx, [sizes[tag] for tag in missing], meta.image_sizes is not None)
+    planned: Dict[str, PlannedContainer] = {}
+    try:  # nothing has changed yet: a refusal reads the payload and drops it
+        for item in ctx.plan(meta):
+            assert item.image_id is not None  # parse_metadata requires image_ids
+            tag = loaded_tag(item.image)
+            if expected.setdefault(tag, item.image_id) != item.image_id:
+                raise DeploymentError(f"image {item.image} is listed with two different image IDs")
+            sizes[tag] = item.image_size
+            planned.setdefault(tag, item)
+        missing = [tag for tag in expected if not loaded_as(ctx, tag, expected[tag])]
+        check_base_layers(ctx, meta, [planned[tag] for tag in missing])
+        check_space(ctx, [sizes[tag] for tag in missing], meta.image_sizes is not None)
+    except ModuleError:
+        if streaming:
+            refuse_payload(ctx.tree)
+        raise
     journal, deployment = record_deployment(ctx, deployment_id, list(expected), missing)
 
     def transient_tag(layer_file: str) -> str:
@@ -147,6 +167,40 @@ def loaded_as(ctx: Context, tag: str, image_id: str) -> bool:
     return info is not None and info.id == image_id
 
 
+def check_base_layers(ctx: Context, meta: DockerMetadata, to_load: List[PlannedContainer]) -> None:
+    """A delta artifact: every image to load whose first layers the payload leaves
+    out needs them on the device as a chain (some image's layers start with exactly
+    these). DeploymentError naming the first layer missing, else nothing; no engine
+    call unless some image to load has base layers."""
+    needing = [item for item in to_load if item.base_layers]
+    if not needing:
+        return
+    chains = ctx.engine.layer_chains()
+    for item in needing:
+        layer = first_missing_layer(chains, item.base_layers)
+        if layer is not None:
+            raise DeploymentError(
+                f"this delta needs layer {layer[:19]} of release {meta.delta_base} "
+                f"(for image {item.image}): install the full artifact"
+            )
+    log(f"delta of release {meta.delta_base}: the base layers of "
+        f"{len(needing)} image(s) are on the device")  # fmt: skip
+
+
+def first_missing_layer(chains: Sequence[Sequence[str]], base: Sequence[str]) -> Optional[str]:
+    """The first layer of the chain `base` the engine lacks, or None: a layer is
+    there as part of a chain when some image's chain starts with that chain."""
+    held = 0
+    for chain in chains:
+        common = 0
+        for have, want in zip(chain, base):
+            if have != want:
+                break
+            common += 1
+        held = max(held, common)
+    return None if held >= len(base) else base[held]
+
+
 def load_payload(
     ctx: Context,
     source: IO[bytes],
@@ -161,7 +215,11 @@ def load_payload(
     `docker import` (which registers a layer straight from its input)
     under a `transient_tag` (journalled first); the load then finds
     that layer present and skips it. The transient tags are removed at the end:
-    the loaded images hold the layers."""
+    the loaded images hold the layers. A delta artifact's zero-byte placeholder
+    of a base layer is never imported (that would register an empty layer): it
+    goes to the load like any other member, and the engine finds the chain it
+    stands for already there (dockerd skips the layer file, podman reuses the
+    layer by its digest)."""
     log(f"loading {len(expected)} embedded image(s)")
     checker = PayloadChecker(source, expected)
     split_base = ctx.engine.imports_base_layers()
@@ -175,7 +233,7 @@ def load_payload(
                 pass
             elif kind == "header":
                 bases = bases or (checker.base_layers if split_base else set())
-                if name in bases:
+                if name in bases and checker.member_size > 0:
                     tag = transient_tag(name)
                     transient.append(tag)
                     importing = ctx.engine.start_import(tag)

@@ -15,7 +15,9 @@ loads is what the signed header describes. Anything else aborts the stream:
 `PayloadChecker.events()` hands out the tar member by member (header, data,
 padding), so the caller can route each image's first layer to `docker
 import` instead of `docker load` (see images.load_payload: it keeps the
-engine from spooling that layer to its temp dir first).
+engine from spooling that layer to its temp dir first). A delta artifact's
+payload holds zero-byte placeholders for the base layers the device already
+has (`member_size` 0): those always go to `docker load`.
 
 The tar headers are read by our own strict parser (`parse_header`), not by
 Python's tarfile: the engine reads the same bytes with Go's archive/tar, and
@@ -231,12 +233,15 @@ class PayloadChecker:
     end-of-archive blocks, then the zeros after them in CHUNK pieces); the bytes
     of all events, in order, are the payload unchanged.
     PayloadError is raised before the offending bytes are yielded. After the
-    first member, `manifest` holds manifest.json's entries."""
+    first member, `manifest` holds manifest.json's entries; from a member's
+    "header" event on, `member_size` holds its size (0 for a delta artifact's
+    placeholder of a base layer the device already has)."""
 
     def __init__(self, source: IO[bytes], expected: Dict[str, str]) -> None:
         self.source = source
         self.expected = expected
         self.manifest: List[Dict[str, object]] = []
+        self.member_size = 0
 
     @property
     def base_layers(self) -> Set[str]:
@@ -267,6 +272,7 @@ class PayloadChecker:
                 return
             info = parse_header(header, offset)
             name, size = info.name, info.size
+            self.member_size = size
             pad = -size % BLOCK
             offset += BLOCK + size + pad
             if wanted is None:

@@ -8,8 +8,9 @@ module refuses it. Without `stream-next` the client stored the payload files in
 `files/` instead.
 
 `announced` is the one loop that reads `stream-next`; `drain_streams` (Docker
-artifacts, which have no payload) and `take_payload` (offline artifacts, exactly
-one payload file) both go through it.
+artifacts, which have no payload), `take_payload` (offline artifacts, exactly
+one payload file) and `refuse_payload` (an offline artifact refused before its
+payload is read) all go through it.
 """
 
 from __future__ import annotations
@@ -48,6 +49,16 @@ def drain_streams(tree: str) -> None:
 
     Docker artifacts have no payload files; should one come, it is read and discarded."""
     drain(tree, announced(tree))
+
+
+def refuse_payload(tree: str) -> None:
+    """Read every payload file to its end and drop it: the artifact is refused
+    before its payload was read (a 5.x client whose write fails on a closed pipe
+    kills the module before it can say why, see take_payload)."""
+    for line in announced(tree):
+        log(f"artifact refused: reading {line} to its end and dropping it")
+        with open(os.path.join(tree, line), "rb") as stream:
+            discard(stream)
 
 
 def drain(tree: str, lines: Iterator[str]) -> None:

@@ -14,6 +14,13 @@ way: `docker pull`, then `docker save` streamed into the same store.
 
 Both report the bytes they fetch to an optional `progress` callback; drawing a
 bar is the command line's business (cli/progress.py).
+
+Delta artifacts (delta.py): an optional `omit(diff_ids)` callback says how many
+of an image's first layers the device already has. The registry exporter does
+not download those (the config is always fetched: it gives the diff IDs); it
+records them as unfetched blobs (path "", the manifest's size) and the image's
+`omitted` count. `layer_chain(reference, platform)` reads a base image's
+diff IDs from its config, without any layer.
 """
 
 from __future__ import annotations
@@ -25,8 +32,8 @@ import subprocess
 import tarfile
 import tempfile
 import zlib
-from dataclasses import dataclass, field
-from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Tuple
+from dataclasses import dataclass, field, replace
+from typing import IO, Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from mender_docker.errors import RegistryError
 from mender_docker.registry.client import (
@@ -57,12 +64,14 @@ SUFFIXES = {**{t: ".tar.gz" for t in GZIP_TYPES}, **{t: ".tar" for t in PLAIN_TY
             **{t: ".tar.zst" for t in ZSTD_TYPES}}  # fmt: skip
 
 Progress = Callable[[int], None]  # called with the number of bytes just fetched
+# Given an image's diff IDs: how many of its first layers the device already holds.
+Omit = Callable[[Sequence[str]], int]
 
 
 @dataclass(frozen=True)
 class Blob:
     digest: str  # "sha256:<hex>" of the stored bytes
-    path: str
+    path: str  # "" for a layer not fetched (on the device already: a delta's base layer)
     size: int  # stored bytes
     uncompressed: int  # bytes of the tar once decompressed (= size for configs)
     suffix: str  # ".json", ".tar", ".tar.gz", ".tar.zst"
@@ -78,6 +87,8 @@ class ExportedImage:
     pinned: str  # "<name>@sha256:<manifest digest>", the image actually exported
     config: Blob  # its digest is the image ID
     layers: Tuple[Blob, ...]
+    diff_ids: Tuple[str, ...] = ()  # the config's rootfs.diff_ids, one per layer
+    omitted: int = 0  # the first layers the device has already (a delta): not in the payload
 
     @property
     def image_id(self) -> str:
@@ -85,8 +96,14 @@ class ExportedImage:
 
     @property
     def uncompressed_size(self) -> int:
-        """What the image takes in the engine once loaded (roughly: unpacked layers)."""
-        return self.config.size + sum(layer.uncompressed for layer in self.layers)
+        """What loading the image adds in the engine (roughly: the unpacked layers it
+        brings; a delta's omitted layers are on the device already)."""
+        return self.config.size + sum(layer.uncompressed for layer in self.layers[self.omitted :])
+
+    @property
+    def base_layers(self) -> Tuple[str, ...]:
+        """The diff IDs of the omitted layers (meta-data `delta_layers`)."""
+        return self.diff_ids[: self.omitted]
 
 
 @dataclass
@@ -165,13 +182,12 @@ class RegistryExporter:
         platform: Optional[str],
         store: BlobStore,
         progress: Optional[Progress] = None,
+        omit: Optional[Omit] = None,
     ) -> ExportedImage:
+        """One image into `store`; with `omit`, its first omit(diff_ids) layers are
+        not downloaded (their blobs have path "")."""
         ref = parse_reference(reference)
-        digest, media_type, manifest = self.client.top_manifest(ref)
-        wanted = parse_platform(platform) if platform else None
-        if media_type in INDEX_TYPES:
-            digest, manifest = self._platform_manifest(ref, reference, manifest, wanted)
-            wanted = None  # the index entry was chosen for its platform
+        digest, manifest, wanted = self._image_manifest(ref, reference, platform)
         config_desc = _descriptor(manifest.get("config"), reference, "config")
         layer_descs = manifest.get("layers")
         if not isinstance(layer_descs, list):
@@ -182,11 +198,41 @@ class RegistryExporter:
             raise RegistryError(
                 f"{reference}: manifest has {len(layer_descs)} layers, config {len(diff_ids)}"
             )
+        omitted = _omitted(omit, diff_ids)
         layers = tuple(
-            self._layer(ref, store, _descriptor(desc, reference, "layer"), diff_id, progress)
-            for desc, diff_id in zip(layer_descs, diff_ids)
+            self._unfetched(ref, store, _descriptor(desc, reference, "layer"))
+            if index < omitted
+            else self._layer(ref, store, _descriptor(desc, reference, "layer"), diff_id, progress)
+            for index, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids))
         )
-        return ExportedImage(reference, ref.pinned(digest), config, layers)
+        return ExportedImage(
+            reference, ref.pinned(digest), config, layers, tuple(diff_ids), omitted
+        )
+
+    def layer_chain(self, reference: str, platform: Optional[str]) -> Tuple[str, ...]:
+        """The diff IDs of an image (the platform chosen as `export` does), read from
+        its config: manifests and the config only, no layer."""
+        ref = parse_reference(reference)
+        _, manifest, wanted = self._image_manifest(ref, reference, platform)
+        desc = _descriptor(manifest.get("config"), reference, "config")
+        if desc["size"] > MAX_CONFIG:
+            raise RegistryError(f"{reference}: image config of {desc['size']} bytes is too large")
+        data = self.client.config_blob(ref, desc["digest"], reference, MAX_CONFIG)
+        if wanted is not None:
+            check_platform(data, wanted, ref)
+        return tuple(_parse_diff_ids(data, reference))
+
+    def _image_manifest(
+        self, ref: Reference, shown: str, platform: Optional[str]
+    ) -> Tuple[str, Dict[str, Any], Optional[Platform]]:
+        """(digest, manifest) of the image to embed, and the platform its config must
+        still be checked against (None when an index entry was chosen for it)."""
+        digest, media_type, manifest = self.client.top_manifest(ref)
+        wanted = parse_platform(platform) if platform else None
+        if media_type in INDEX_TYPES:
+            digest, manifest = self._platform_manifest(ref, shown, manifest, wanted)
+            wanted = None  # the index entry was chosen for its platform
+        return digest, manifest, wanted
 
     def _platform_manifest(
         self, ref: Reference, shown: str, index: Dict[str, Any], wanted: Optional[Platform]
@@ -233,6 +279,18 @@ class RegistryExporter:
         with open(path, "wb") as out:
             out.write(data)
         return store.add(Blob(digest, path, len(data), len(data), ".json"))
+
+    @staticmethod
+    def _unfetched(ref: Reference, store: BlobStore, desc: Dict[str, Any]) -> Blob:
+        """A layer the device has already: not downloaded (unless an earlier image
+        needed it whole); its size is the manifest's, for the full artifact's size."""
+        digest, media_type = desc["digest"], desc["mediaType"]
+        known = store.blobs.get(digest)
+        if known is not None:
+            return known
+        if media_type not in SUFFIXES:
+            raise RegistryError(f"{ref}: layer {digest} has unsupported media type {media_type!r}")
+        return Blob(digest, "", desc["size"], 0, SUFFIXES[media_type])
 
     def _layer(
         self,
@@ -297,10 +355,14 @@ def _descriptor(value: Any, shown: str, what: str) -> Dict[str, Any]:
 
 def _diff_ids(config: Blob, shown: str) -> List[str]:
     with open(config.path, "rb") as handle:
-        try:
-            data = json.load(handle)
-        except ValueError:
-            raise RegistryError(f"{shown}: image config is not valid JSON") from None
+        return _parse_diff_ids(handle.read(), shown)
+
+
+def _parse_diff_ids(raw: bytes, shown: str) -> List[str]:
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        raise RegistryError(f"{shown}: image config is not valid JSON") from None
     rootfs = data.get("rootfs") if isinstance(data, dict) else None
     diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
     if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
@@ -317,9 +379,11 @@ def export_with_docker(
     store: BlobStore,
     progress: Optional[Progress] = None,
     docker: str = "docker",
+    omit: Optional[Omit] = None,
 ) -> ExportedImage:
     """`docker pull` (to pin the digest, as the original generator did), then
-    `docker save`, streamed: its uncompressed layer tars go into the store."""
+    `docker save`, streamed: its uncompressed layer tars go into the store.
+    `docker save` writes every layer: `omit` only marks the first ones omitted."""
     resolved = resolve_with_docker(reference, platform, docker=docker)
     with tempfile.TemporaryFile() as errors:
         try:
@@ -344,7 +408,17 @@ def export_with_docker(
             lines = errors.read().decode("utf-8", "replace").strip().splitlines()
             raise RegistryError(f"docker save {resolved.pinned} failed: "
                                 f"{lines[-1] if lines else f'exit code {code}'}")  # fmt: skip
-    return ExportedImage(reference, resolved.pinned, config, layers)
+    image = ExportedImage(reference, resolved.pinned, config, layers)
+    diff_ids = tuple(_diff_ids(config, reference))
+    if len(diff_ids) != len(layers):
+        raise RegistryError(
+            f"docker save {resolved.pinned}: {len(layers)} layers, its config lists {len(diff_ids)}"
+        )
+    return replace(image, diff_ids=diff_ids, omitted=_omitted(omit, diff_ids))
+
+
+def _omitted(omit: Optional[Omit], diff_ids: Sequence[str]) -> int:
+    return min(max(omit(diff_ids), 0), len(diff_ids)) if omit is not None else 0
 
 
 def _read_saved(
