@@ -35,15 +35,12 @@ quiet machine. Needs dockerd, docker-registry, busybox-static and the client
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence
@@ -131,28 +128,6 @@ def docker_image_id(ref: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def build_on(factory: ImageFactory, base: str, repo: str, tag: str) -> str:
-    """`base` plus a small top layer of its own, pushed; the pinned reference."""
-    ctx = Path(tempfile.mkdtemp(dir=factory.workdir))
-    app = ctx / "app"
-    (app / "www").mkdir(parents=True)
-    (app / "www" / "index.html").write_text(f"{repo}:{tag}\n")
-    (app / "release").write_text(f"{tag} {uuid.uuid4().hex}\n")
-    (app / "app.bin").write_bytes(os.urandom(4096))
-    (ctx / "Dockerfile").write_text(
-        f"FROM {base}\nCOPY app/ /\nCMD {json.dumps(list(QUICK_EXIT))}\n"
-    )
-    full = f"{factory.registry.host}/{repo}:{tag}"
-    legacy_builder = {**os.environ, "DOCKER_BUILDKIT": "0"}  # no buildx plugin needed
-    run(["docker", "build", "-q", "-t", full, str(ctx)], env=legacy_builder)
-    shutil.rmtree(ctx)
-    factory.tags.append(full)
-    run(["docker", "push", full])
-    return run(
-        ["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", full]
-    ).stdout.strip()
-
-
 @dataclass
 class Release:
     """One base size's images and artifacts."""
@@ -169,7 +144,7 @@ def build_release(factory: ImageFactory, size_mb: int) -> Release:
     first = len(factory.tags)
     base = factory.build(unique("deltabench/base"), "base", random_mb=size_mb, push=False)
     repo = unique("deltabench/app")
-    refs = {tag: build_on(factory, base, repo, tag) for tag in ("v1", "v2")}
+    refs = {tag: factory.build_on(base, repo, tag, QUICK_EXIT) for tag in ("v1", "v2")}
     for tag in reversed(factory.tags[first:]):  # the device gets them from the artifacts
         run(["docker", "image", "rm", "-f", tag], check=False)
     if any(docker_image_id(ref) for ref in [*refs.values(), base]):

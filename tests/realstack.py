@@ -188,6 +188,22 @@ class ImageFactory:
                 f"CMD {json.dumps(list(healthcheck))}"
             )
         (ctx / "Dockerfile").write_text("\n".join(lines) + "\n")
+        return self._build_and_push(ctx, repo, tag, push)
+
+    def build_on(self, base: str, repo: str, tag: str, cmd: Sequence[str]) -> str:
+        """`base` plus one small layer of its own (a page, a release file, 4 KiB of
+        random data), pushed; the pinned reference. Releases built on one base share
+        its layers, as delta artifacts need."""
+        ctx = Path(tempfile.mkdtemp(dir=self.workdir))
+        app = ctx / "app"
+        (app / "www").mkdir(parents=True)
+        (app / "www" / "index.html").write_text(f"{repo}:{tag}\n")
+        (app / "release").write_text(f"{tag} {uuid.uuid4().hex}\n")
+        (app / "app.bin").write_bytes(os.urandom(4096))
+        (ctx / "Dockerfile").write_text(f"FROM {base}\nCOPY app/ /\nCMD {json.dumps(list(cmd))}\n")
+        return self._build_and_push(ctx, repo, tag, push=True)
+
+    def _build_and_push(self, ctx: Path, repo: str, tag: str, push: bool) -> str:
         full = f"{self.registry.host}/{repo}:{tag}"
         legacy_builder = {**os.environ, "DOCKER_BUILDKIT": "0"}  # no buildx plugin needed
         run(["docker", "build", "-q", "-t", full, str(ctx)], env=legacy_builder)
@@ -196,10 +212,9 @@ class ImageFactory:
         if not push:
             return full
         run(["docker", "push", full])
-        digest = run(
+        return run(
             ["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", full]
         ).stdout.strip()
-        return digest
 
     def http_service(self, repo: str, tag: str = "latest", **kwargs: object) -> str:
         """An image serving /www on port 8080 that exits promptly on SIGTERM."""

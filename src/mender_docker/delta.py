@@ -38,7 +38,14 @@ from mender_docker.errors import ArtifactError, GeneratorError, MenderDockerErro
 from mender_docker.registry.docker_resolver import Runner, _checked, run_docker
 from mender_docker.registry.export import MAX_CONFIG, ExportedImage, RegistryExporter
 from mender_docker.registry.reference import parse_reference
-from mender_docker.spec import DIGEST_RE, MAX_DELTA_BASE, MAX_LAYERS, MetadataError, parse_metadata
+from mender_docker.spec import (
+    DIGEST_RE,
+    MAX_DELTA_BASE,
+    MAX_LAYERS,
+    MetadataError,
+    parse_metadata,
+    shared_layers,
+)
 
 MANIFEST = "manifest.json"
 CONFIG_NAME_RE = re.compile(r"[0-9a-f]{64}\.json")
@@ -56,15 +63,7 @@ class Base:
 
     def shared(self, diff_ids: Sequence[str]) -> int:
         """How many first layers of `diff_ids` one of these images has as its own first ones."""
-        best = 0
-        for chain in self.chains:
-            count = 0
-            for mine, theirs in zip(diff_ids, chain):
-                if mine != theirs:
-                    break
-                count += 1
-            best = max(best, count)
-        return best
+        return shared_layers(self.chains, diff_ids)
 
 
 def omitted_count(diff_ids: Sequence[str], bases: Sequence[Base]) -> int:

@@ -514,6 +514,20 @@ def parse_metadata(raw: Any) -> DockerMetadata:
     return meta
 
 
+def shared_layers(chains: Sequence[Sequence[str]], diff_ids: Sequence[str]) -> int:
+    """How many first layers of `diff_ids` some chain in `chains` starts with: a layer
+    can be reused only with its whole parent chain (the generator and the device)."""
+    best = 0
+    for chain in chains:
+        count = 0
+        for have, want in zip(chain, diff_ids):
+            if have != want:
+                break
+            count += 1
+        best = max(best, count)
+    return best
+
+
 def split_layers(text: str) -> Tuple[str, ...]:
     """A `delta_layers` entry: comma-separated diff IDs, "" for none."""
     return tuple(part for part in text.split(",") if part) if text else ()

@@ -14,13 +14,9 @@ one also with podman and the 5.1 client (`[mender-5.1-podman]`).
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import socket
 import subprocess
-import tempfile
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Set
@@ -85,27 +81,6 @@ def docker_image_id(ref: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def build_on(factory: ImageFactory, base: str, repo: str, tag: str, cmd: Sequence[str]) -> str:
-    """`base` plus one small layer (a page, a release file, 4 KiB of random data),
-    pushed; returns the pinned reference."""
-    ctx = Path(tempfile.mkdtemp(dir=factory.workdir))
-    app = ctx / "app"
-    (app / "www").mkdir(parents=True)
-    (app / "www" / "index.html").write_text(f"{repo}:{tag}\n")
-    (app / "release").write_text(f"{tag} {uuid.uuid4().hex}\n")
-    (app / "app.bin").write_bytes(os.urandom(4096))
-    (ctx / "Dockerfile").write_text(f"FROM {base}\nCOPY app/ /\nCMD {json.dumps(list(cmd))}\n")
-    full = f"{factory.registry.host}/{repo}:{tag}"
-    legacy_builder = {**os.environ, "DOCKER_BUILDKIT": "0"}  # no buildx plugin needed
-    run(["docker", "build", "-q", "-t", full, str(ctx)], env=legacy_builder)
-    shutil.rmtree(ctx)
-    factory.tags.append(full)
-    run(["docker", "push", full])
-    return run(
-        ["docker", "image", "inspect", "--format", "{{index .RepoDigests 0}}", full]
-    ).stdout.strip()
-
-
 def gen(work: Path, name: str, *images: str, delta_from: Sequence[str] = ()) -> Path:
     out = work / f"{name}.mender"
     extra: List[str] = []
@@ -125,10 +100,10 @@ def releases(
     base = image_factory.build(unique("delta/base"), "base", random_mb=BASE_RANDOM_MB, push=False)
     built = len(image_factory.tags)
     refs = {
-        "v1": build_on(image_factory, base, repo, "v1", QUICK_EXIT),
-        "v2": build_on(image_factory, base, repo, "v2", QUICK_EXIT),
-        "v3": build_on(image_factory, base, repo, "v3", QUICK_EXIT),
-        "v2-bad": build_on(image_factory, base, repo, "v2-bad", CRASHING),
+        "v1": image_factory.build_on(base, repo, "v1", QUICK_EXIT),
+        "v2": image_factory.build_on(base, repo, "v2", QUICK_EXIT),
+        "v3": image_factory.build_on(base, repo, "v3", QUICK_EXIT),
+        "v2-bad": image_factory.build_on(base, repo, "v2-bad", CRASHING),
         # an unrelated release: busybox in one layer, no shared base
         "v0": image_factory.build(unique("delta/other"), "v0", cmd=QUICK_EXIT),
     }

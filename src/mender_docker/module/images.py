@@ -39,7 +39,7 @@ from mender_docker.module.journal import Deployment, Journal
 from mender_docker.module.log import log
 from mender_docker.module.offline import MANIFEST, PayloadChecker, PayloadError
 from mender_docker.module.streams import payload_piped, refuse_payload, take_payload
-from mender_docker.spec import DockerMetadata, PlannedContainer, loaded_tag
+from mender_docker.spec import DockerMetadata, PlannedContainer, loaded_tag, shared_layers
 
 # Local-only repository of the transient images `docker import` makes (see load_payload).
 IMPORT_REPOSITORY = "mender-docker-import"
@@ -190,14 +190,7 @@ def check_base_layers(ctx: Context, meta: DockerMetadata, to_load: List[PlannedC
 def first_missing_layer(chains: Sequence[Sequence[str]], base: Sequence[str]) -> Optional[str]:
     """The first layer of the chain `base` the engine lacks, or None: a layer is
     there as part of a chain when some image's chain starts with that chain."""
-    held = 0
-    for chain in chains:
-        common = 0
-        for have, want in zip(chain, base):
-            if have != want:
-                break
-            common += 1
-        held = max(held, common)
+    held = shared_layers(chains, base)
     return None if held >= len(base) else base[held]
 
 

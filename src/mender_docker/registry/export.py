@@ -120,6 +120,15 @@ class BlobStore:
         return self.blobs.setdefault(blob.digest, blob)
 
 
+
+def _suffix(ref: Reference, desc: Dict[str, Any]) -> str:
+    """The payload file suffix of a layer, by its media type; unknown ones are refused."""
+    media_type = desc["mediaType"]
+    if media_type not in SUFFIXES:
+        raise RegistryError(f"{ref}: layer {desc['digest']} has unsupported media type "
+                            f"{media_type!r}")
+    return SUFFIXES[media_type]
+
 class _Decompressor:
     """Counts and hashes a layer's uncompressed bytes as its stored bytes pass."""
 
@@ -284,13 +293,8 @@ class RegistryExporter:
     def _unfetched(ref: Reference, store: BlobStore, desc: Dict[str, Any]) -> Blob:
         """A layer the device has already: not downloaded (unless an earlier image
         needed it whole); its size is the manifest's, for the full artifact's size."""
-        digest, media_type = desc["digest"], desc["mediaType"]
-        known = store.blobs.get(digest)
-        if known is not None:
-            return known
-        if media_type not in SUFFIXES:
-            raise RegistryError(f"{ref}: layer {digest} has unsupported media type {media_type!r}")
-        return Blob(digest, "", desc["size"], 0, SUFFIXES[media_type])
+        known = store.blobs.get(desc["digest"])
+        return known or Blob(desc["digest"], "", desc["size"], 0, _suffix(ref, desc))
 
     def _layer(
         self,
@@ -304,8 +308,7 @@ class RegistryExporter:
         known = store.blobs.get(digest)
         if known is not None:
             return known
-        if media_type not in SUFFIXES:
-            raise RegistryError(f"{ref}: layer {digest} has unsupported media type {media_type!r}")
+        suffix = _suffix(ref, desc)
         path = store.path_for(digest)
         part = path + ".part"
         hasher = hashlib.sha256()
@@ -334,7 +337,7 @@ class RegistryExporter:
                 os.unlink(part)
             raise
         os.replace(part, path)
-        return store.add(Blob(digest, path, size, inflate.size, SUFFIXES[media_type]))
+        return store.add(Blob(digest, path, size, inflate.size, suffix))
 
 
 def _descriptor(value: Any, shown: str, what: str) -> Dict[str, Any]:
