@@ -36,7 +36,12 @@ from mender_docker.artifact import ArtifactReader
 from mender_docker.artifact.tarstream import TarStream
 from mender_docker.errors import ArtifactError, GeneratorError, MenderDockerError, RegistryError
 from mender_docker.registry.docker_resolver import Runner, _checked, run_docker
-from mender_docker.registry.export import MAX_CONFIG, ExportedImage, RegistryExporter
+from mender_docker.registry.export import (
+    MAX_CONFIG,
+    ExportedImage,
+    RegistryExporter,
+    parse_diff_ids,
+)
 from mender_docker.registry.reference import parse_reference
 from mender_docker.spec import (
     DIGEST_RE,
@@ -187,13 +192,7 @@ def _config_names(raw: bytes, where: str) -> List[str]:
 
 
 def _config_chain(data: bytes, where: str) -> Chain:
-    try:
-        config = json.loads(data)
-    except ValueError:
-        raise GeneratorError(f"{where} is not valid JSON") from None
-    rootfs = config.get("rootfs") if isinstance(config, dict) else None
-    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
-    return _chain(diff_ids, f"{where} has no valid rootfs.diff_ids")
+    return _chain(parse_diff_ids(data, where), f"{where} has no valid rootfs.diff_ids")
 
 
 def _chain(value: Any, error: str) -> Chain:

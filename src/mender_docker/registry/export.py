@@ -229,7 +229,7 @@ class RegistryExporter:
         data = self.client.config_blob(ref, desc["digest"], reference, MAX_CONFIG)
         if wanted is not None:
             check_platform(data, wanted, ref)
-        return tuple(_parse_diff_ids(data, reference))
+        return tuple(parse_diff_ids(data, reference))
 
     def _image_manifest(
         self, ref: Reference, shown: str, platform: Optional[str]
@@ -358,10 +358,11 @@ def _descriptor(value: Any, shown: str, what: str) -> Dict[str, Any]:
 
 def _diff_ids(config: Blob, shown: str) -> List[str]:
     with open(config.path, "rb") as handle:
-        return _parse_diff_ids(handle.read(), shown)
+        return parse_diff_ids(handle.read(), shown)
 
 
-def _parse_diff_ids(raw: bytes, shown: str) -> List[str]:
+def parse_diff_ids(raw: bytes, shown: str) -> List[str]:
+    """An image config's rootfs.diff_ids: its layer chain."""
     try:
         data = json.loads(raw)
     except ValueError:
