@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Dict
 
+import pytest
+
 from mender_docker.artifact import load_private_key, read_artifact
 from tests.artifact.helpers import mender_artifact, write_sample
 
@@ -47,6 +49,7 @@ def test_read_json_is_the_library_view(tmp_path: Path) -> None:
     assert json.loads(result.stdout) == json.loads(json.dumps(read_artifact(path).to_json()))
 
 
+@pytest.mark.real
 def test_validate_ours_and_the_reference_tools(tmp_path: Path, keys: Dict[str, Path]) -> None:
     ours = write_sample(tmp_path / "a.mender", signer=load_private_key(keys["ec"]))
     (tmp_path / "f").write_bytes(b"payload")

@@ -126,6 +126,7 @@ def test_a_wrong_digest_is_still_caught_after_many_chunks() -> None:
         read_artifact(io.BytesIO(c.build()))
 
 
+@pytest.mark.real
 def test_reference_tool_validates_our_multi_block_gzip(tmp_path: Path) -> None:
     """Many 256 KiB blocks, stored (random) and deflated (ISA-L or zlib) in turn: one
     deflate stream that mender-artifact 3.9 decompresses and checksums."""

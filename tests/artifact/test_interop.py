@@ -18,6 +18,8 @@ from mender_docker.artifact import (
 )
 from tests.artifact.helpers import members, mender_artifact, write_sample
 
+pytestmark = pytest.mark.real  # every test here runs the real mender-artifact
+
 SCRIPT = ("ArtifactInstall_Enter_00", b"#!/bin/sh\necho installing\n")
 FILES = [("images.tar", bytes(range(256)) * 40 + b"tail"), ("second.txt", b"hello\n")]
 

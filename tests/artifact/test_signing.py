@@ -54,6 +54,7 @@ def test_der_ecdsa_signature_accepted_on_verify(keys: Dict[str, Path]) -> None:
     verify_manifest(MESSAGE, base64.b64encode(der), load_public_key(keys["ec_pub"]))
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("form", ["rsa_pkcs8", "ec_pkcs8"])
 def test_reference_tool_verifies_signatures_made_with_pkcs8_keys(
     tmp_path: Path, keys: Dict[str, Path], form: str

@@ -220,6 +220,7 @@ def _layers_and_text(seed: int) -> bytes:
     return b"".join(parts)
 
 
+@pytest.mark.real
 @pytest.mark.parametrize("deflater", ["zlib-ng", "zlib"])
 def test_both_reference_tools_read_stored_and_deflated_blocks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, deflater: str

@@ -161,6 +161,7 @@ def test_unreachable_registry_is_named() -> None:
         resolve(f"{host}/x/y:1")
 
 
+@pytest.mark.real
 def test_stopped_registry_is_unreachable(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "reg")
     reg.start()
@@ -222,6 +223,7 @@ def test_agrees_with_docker_push_and_docker_resolver(image_factory: ImageFactory
     run(["docker", "image", "rm", "-f", ref], check=False)
 
 
+@pytest.mark.real
 def test_connections_are_reused_and_recovered(tmp_path: Path) -> None:
     reg = Registry(tmp_path / "reg")
     reg.start()
