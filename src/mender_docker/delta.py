@@ -35,7 +35,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from mender_docker.artifact import ArtifactReader
 from mender_docker.artifact.tarstream import TarStream
 from mender_docker.errors import ArtifactError, GeneratorError, MenderDockerError, RegistryError
-from mender_docker.registry.docker_resolver import Runner, _checked, run_docker
+from mender_docker.registry.docker_resolver import Runner, checked, run_docker
 from mender_docker.registry.export import (
     MAX_CONFIG,
     ExportedImage,
@@ -248,9 +248,9 @@ def docker_chain(reference: str, platform: Optional[str], runner: Runner = run_d
     result = runner(inspect)
     if result.returncode != 0:
         pull = ["docker", "pull"] + (["--platform", platform] if platform else [])
-        _checked(runner([*pull, "--", reference]), f"docker pull {reference}")
+        checked(runner([*pull, "--", reference]), f"docker pull {reference}")
         result = runner(inspect)
-    out = _checked(result, f"docker image inspect {reference}").strip()
+    out = checked(result, f"docker image inspect {reference}").strip()
     try:
         layers = json.loads(out)
     except ValueError:

@@ -37,7 +37,7 @@ def resolve_with_docker(
 ) -> ResolvedImage:
     ref = parse_reference(reference)
     pull = [docker, "pull"] + (["--platform", platform] if platform else []) + ["--", reference]
-    _checked(runner(pull), f"docker pull {reference}")
+    checked(runner(pull), f"docker pull {reference}")
     inspect = [
         docker,
         "image",
@@ -47,7 +47,7 @@ def resolve_with_docker(
         "--",
         reference,
     ]
-    out = _checked(runner(inspect), f"docker image inspect {reference}").strip()
+    out = checked(runner(inspect), f"docker image inspect {reference}").strip()
     digests_json, _, size_text = out.rpartition("|")
     try:
         repo_digests = json.loads(digests_json)
@@ -76,7 +76,8 @@ def resolve_with_docker(
     )
 
 
-def _checked(result: subprocess.CompletedProcess[str], what: str) -> str:
+def checked(result: subprocess.CompletedProcess[str], what: str) -> str:
+    """stdout of a docker command that succeeded, else one RegistryError line."""
     if result.returncode != 0:
         lines = [line for line in (result.stderr or "").strip().splitlines() if line.strip()]
         detail = lines[-1] if lines else f"exit code {result.returncode}"
