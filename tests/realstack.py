@@ -7,6 +7,7 @@ message saying what to install; it never skips.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -227,6 +228,28 @@ class ImageFactory:
         self.tags.clear()
 
 
+# The 3.4 client's module directory and artifact info are the host's own: test runs in
+# parallel (several checkouts on one machine) take turns on them through this lock.
+HOST_LOCK = Path("/run/lock/mender-docker-tests-host-module-dir.lock")
+_host_lock: Dict[str, Any] = {"fd": None, "count": 0}
+
+
+def _hold_host_module_dir() -> None:
+    if _host_lock["count"] == 0:
+        HOST_LOCK.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(HOST_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        _host_lock["fd"] = fd
+    _host_lock["count"] += 1
+
+
+def _release_host_module_dir() -> None:
+    _host_lock["count"] -= 1
+    if _host_lock["count"] == 0:
+        os.close(_host_lock["fd"])  # closing drops the flock
+        _host_lock["fd"] = None
+
+
 CLIENTS = ("3.4", "5.1")  # the Go client Debian packages; the C++ client devices run today
 MENDER_UPDATE = "mender-update"  # 5.1, from shared/vendor/mender-update (scripts/setup)
 
@@ -256,7 +279,10 @@ class MenderDevice:
         self.config.write_text(json.dumps({"DeviceTypeFile": str(self.data / "device_type")}))
         self.env: Dict[str, str] = {}  # extra environment for the client (and so the module)
         self._saved: Dict[Path, Optional[bytes]] = {}
+        self._holds_host = False
         if client == "3.4":
+            _hold_host_module_dir()
+            self._holds_host = True
             self.module_dir = MODULE_DIR
             self._save_and_write(ARTIFACT_INFO, b"artifact_name=factory\n", keep_existing=True)
         else:
@@ -292,6 +318,9 @@ class MenderDevice:
                 tmp.chmod(0o755)
                 os.replace(tmp, path)
         self._saved.clear()
+        if self._holds_host:
+            self._holds_host = False
+            _release_host_module_dir()
 
     def argv(self, *args: str) -> List[str]:
         """The client's command line (global options first, as both clients want them)."""
