@@ -101,6 +101,7 @@ DANGEROUS: Tuple[str, ...] = (
     "--seccomp-policy",  # podman: a seccomp profile the image chooses
     "--use-api-socket",
     "--volumes-from",
+    "--link",  # copies another container's environment (its secrets)
     "--env-file",  # reads a device file into the container (e.g. /etc/shadow)
     "--env-host",  # podman: the module's whole environment
     "--authfile",  # podman: reads a device file (registry credentials)
@@ -208,6 +209,7 @@ _REASONS = {
     "seccomp-policy": "loosens the container's confinement",
     "use-api-socket": "hands the container the engine's API socket",
     "volumes-from": "inherits another container's mounts",
+    "link": "copies another container's environment",
     "env-file": "reads a device file",
     "authfile": "reads a device file",
     "decryption-key": "reads a device file",
@@ -284,6 +286,8 @@ class Access:
     security_opts: Tuple[str, ...]
     mounts: Tuple[Mount, ...]
     unclear: Tuple[str, ...]  # arguments nobody can be sure how an engine reads
+    links: Tuple[str, ...] = ()  # --link peers (container names): their environment is copied
+    log_driver: Optional[str] = None  # the last --log-driver, as written
 
 
 @dataclass(frozen=True)
@@ -472,6 +476,8 @@ def describe(run: RunArgs) -> Access:
     security: List[str] = []
     mounts: List[Mount] = []
     unclear: List[str] = []
+    links: List[str] = []
+    log_driver: Optional[str] = None
     for use in run.uses:
         option, value = use.option, use.value
         if option in NAMESPACE_OPTIONS:
@@ -500,6 +506,10 @@ def describe(run: RunArgs) -> Access:
             )
         elif option == "use-api-socket" and value == "true":  # docker >= 28.1: binds it
             mounts.append(Mount("bind", "/var/run/docker.sock", False, use.raw))
+        elif option == "link":  # NAME[:ALIAS]
+            links.append(value.split(":", 1)[0].strip())
+        elif option == "log-driver":
+            log_driver = value
     return Access(
         privileged=run.is_set("privileged"),
         namespaces=namespaces,
@@ -508,6 +518,8 @@ def describe(run: RunArgs) -> Access:
         security_opts=tuple(security),
         mounts=tuple(mounts),
         unclear=tuple(unclear),
+        links=tuple(links),
+        log_driver=log_driver,
     )
 
 
