@@ -62,6 +62,7 @@ READ_ONLY = frozenset(
         "version",
         "run_healthcheck",
         "data_root",
+        "state_dirs",
         "list_containers",
         "inspect_containers",
         "inspect_image",
@@ -107,6 +108,7 @@ class FakeContainer:
     restart_count: int = 0  # restarts by its restart policy (see FakeEngine.restart)
     exits: List[int] = field(default_factory=list)  # every exit code, as the `die` events
     created: str = "2026-01-01T00:00:00Z"
+    writable_binds: Tuple[str, ...] = ()
 
 
 EMPTY_DIFF_ID = "sha256:" + hashlib.sha256(b"").hexdigest()
@@ -132,6 +134,7 @@ def digest_of(text: str) -> str:
 @dataclass
 class FakeEngine:
     data_root_dir: Optional[str] = None
+    engine_state_dirs: Tuple[str, ...] = ()
     containers: Dict[str, FakeContainer] = field(default_factory=dict)
     images: Dict[str, FakeImage] = field(default_factory=dict)
     registry: Dict[str, FakeImage] = field(default_factory=dict)  # ref -> what a pull gets
@@ -172,6 +175,7 @@ class FakeEngine:
         running: bool = True,
         restart_policy: str = "always",
         labels: Optional[Dict[str, str]] = None,
+        writable_binds: Sequence[str] = (),
     ) -> str:
         self.preload(ref)
         container_id = self._new_id()
@@ -184,6 +188,7 @@ class FakeEngine:
             dict(labels or {}),
             restart_policy,
             running,
+            writable_binds=tuple(writable_binds),
         )
         return container_id
 
@@ -270,6 +275,10 @@ class FakeEngine:
         self._call("data_root")
         return self.data_root_dir
 
+    def state_dirs(self) -> Tuple[str, ...]:
+        self._call("state_dirs")
+        return self.engine_state_dirs
+
     def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]:
         self._call("list_containers", str(all), label or "")
         key, _, value = (label or "").partition("=")
@@ -303,6 +312,7 @@ class FakeEngine:
                     health_interval=1.0,
                     networks=c.networks,
                     created=c.created,
+                    writable_binds=c.writable_binds,
                 )
             )
         return out
@@ -398,10 +408,15 @@ class FakeEngine:
         self._check_name(name)
         policy = "no"
         networks = []
+        binds = []
         for arg in args:  # the module passes `--option=value` arguments only
             option, _, value = arg.partition("=")
             if option == "--restart":
                 policy = value
+            elif option == "--volume" and value.startswith("/") and ":" in value:
+                source, _, rest = value.partition(":")
+                if not rest.endswith(":ro"):
+                    binds.append(source)
             elif option == "--network":
                 if value not in self.networks:
                     raise NoSuchObjectError(["docker"], 1, f"network {value} not found")
@@ -409,7 +424,7 @@ class FakeEngine:
         container_id = self._new_id()
         self.containers[container_id] = FakeContainer(
             container_id, name, image, found.id, tuple(args), dict(labels), policy, False,
-            command=tuple(command), networks=tuple(networks),
+            command=tuple(command), networks=tuple(networks), writable_binds=tuple(binds),
         )  # fmt: skip
         return container_id
 

@@ -130,7 +130,8 @@ DENIED: List[Tuple[str, str]] = [
     ("-v /var/lib/docker:/docker", "bind=/var/lib/docker"),
     ("-v /var/lib/docker/volumes:/v:ro", "bind=/var/lib/docker"),
     ("-v /usr/share/mender/modules:/m", "bind=/usr/share/mender"),
-    ("-v /data/mender:/m:ro", "bind=/data/mender"),
+    # Debian's mender-client links /var/lib/mender to /data/mender: rule paths resolve too
+    ("-v /data/mender:/m:ro", "bind=/data/mender|bind=/var/lib/mender"),
     ("-v ./../../..:/host", "bind-relative"),
     ("--mount type=bind,src=.,dst=/h", "bind-relative"),
     # issue 10: the CSV form of --network (docker lower-cases it)
@@ -195,7 +196,7 @@ PODMAN_DENIED = [
 def test_dangerous_preset_refuses_podman_options(run_args: str, rule: str) -> None:
     error = refusal(shlex.split(run_args), engine="podman")
     assert error is not None, f"{run_args!r} was allowed"
-    assert [v.rule for v in error.violations] == [rule]
+    assert len(error.violations) == 1 and error.violations[0].rule in rule.split("|")
 
 
 # What no device runs, whatever its policy (spec.ALWAYS_REFUSED and the parse).
@@ -258,10 +259,10 @@ def test_the_checked_arguments_are_the_executed_ones() -> None:
 def test_dangerous_preset_refuses_every_spelling(run_args: str, rule: str) -> None:
     error = refusal(shlex.split(run_args))
     assert error is not None, f"{run_args!r} was allowed"
-    assert [v.rule for v in error.violations] == [rule]
+    assert len(error.violations) == 1 and error.violations[0].rule in rule.split("|")
     message = str(error)
     assert "\n" not in message
-    assert "'web'" in message and repr(rule) in message
+    assert "'web'" in message and repr(error.violations[0].rule) in message
 
 
 # Everyday arguments the preset must leave alone (false positives break real deployments).
@@ -428,7 +429,10 @@ def test_host_paths_are_judged_as_the_kernel_resolves_them(tmp_path: Path) -> No
     (tmp_path / "link").symlink_to("/etc")
     policy = policy_from_settings({"deny_run_args": "bind=/etc/shadow"})
     assert refusal(["-v", f"{tmp_path}/link:/e:ro"], policy) is not None
-    assert refusal(["-v", f"{tmp_path}/link/../real:/e"], policy) is None  # lexically fine...
+    assert refusal(["-v", f"{tmp_path}/link/../real:/e:ro"], policy) is None  # lexically fine...
+    # issue 19: a writable bind through a link is refused: bind the path it leads to
+    error = refusal(["-v", f"{tmp_path}/link/../real:/e"], policy)
+    assert error is not None and [v.rule for v in error.violations] == ["bind-symlink"]
     (tmp_path / "up").symlink_to("/etc/ssl")
     assert refusal(["-v", f"{tmp_path}/up/..:/e:ro"], policy) is not None  # ...this is /etc
 

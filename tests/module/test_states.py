@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 from typing import List, Optional, Tuple
@@ -105,18 +106,56 @@ def test_managed_scope_leaves_unmanaged_alone(tmp_path: Path) -> None:
     assert device.journal().deployment.previous[0].name == "web"  # type: ignore[union-attr]
 
 
-def test_managed_scope_refuses_a_name_held_by_an_unmanaged_container(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scope", ["managed", "all"])
+def test_a_name_held_by_a_foreign_container_is_refused_in_download(
+    tmp_path: Path, scope: str
+) -> None:
+    # issue 19: never renamed (scope = all renamed it and never renamed it back)
+    device = Device(tmp_path, scope=scope)
+    engine = device.engine
+    engine.add_container("web", engine.publish("theirs", "1"), running=False)
+    before = engine.snapshot()
+    journal_before = device.journal_text()
+    device.new_deployment("r1", {"containers": [engine.publish("web", "1")]})
+    with pytest.raises(DeploymentError, match="'web' is taken by container .* did not deploy"):
+        device.run("Download")
+    assert engine.snapshot() == before and engine.mutations() == []
+    assert device.journal_text() == journal_before
+    device.run("ArtifactFailure", "Cleanup")
+    assert engine.snapshot() == before
+
+
+def test_labels_alone_do_not_make_a_container_ours(tmp_path: Path) -> None:
+    # issue 19: another installation (or anyone) can write our labels; only the journal's
+    # record makes a container this installation's to keep, replace or remove
     device = Device(tmp_path, scope="managed")
     engine = device.engine
-    engine.add_container("web", engine.publish("theirs", "1"))
-    before = engine.snapshot()
-    device.new_deployment("r1", {"containers": [engine.publish("web", "1")]})
-    device.run("Download")
-    with pytest.raises(DeploymentError, match="'web' is taken"):
-        device.run("ArtifactInstall")
-    assert engine.snapshot() == before
-    device.run("ArtifactRollback", "ArtifactFailure", "Cleanup")
-    assert engine.snapshot() == before
+    web = engine.publish("web", "1")
+    device.deploy("r1", [web])
+    spoof = engine.add_container(
+        "spoofed", engine.publish("other", "1"), labels={MANAGED: "1"}
+    )
+    device.deploy("r2", [engine.publish("web", "2")])
+    assert engine.containers[spoof].running, "a labelled foreign container is not in scope"
+    assert not [call for call in engine.mutations() if spoof in call]
+    device.new_deployment("r3", {"containers": [engine.publish("spoofed", "2")]})
+    with pytest.raises(DeploymentError, match="'spoofed' is taken"):
+        device.run("Download")
+
+
+def test_a_journal_of_the_released_module_keeps_its_containers(tmp_path: Path) -> None:
+    # a device updated from a module that did not record `owned`: its release is still ours
+    device = Device(tmp_path, scope="managed")
+    engine = device.engine
+    device.deploy("r1", [engine.publish("web", "1")])
+    path = Path(device.config.journal_dir) / "journal.json"
+    data = json.loads(path.read_text())
+    del data["owned"]
+    path.write_text(json.dumps(data))
+    old = engine.by_name("web").id
+    device.deploy("r2", [engine.publish("web", "2")])
+    assert old not in engine.containers, "the released module's container was replaced"
+    assert engine.by_name("web").image.startswith("web@")
 
 
 def _world(device: Device) -> Tuple[List[str], List[Tuple[str, str, bool, str]]]:
@@ -434,7 +473,8 @@ def test_the_owners_policy_refuses_before_anything_changes(tmp_path: Path) -> No
             with pytest.raises(DeploymentError, match="policy refuses") as info:
                 device.run(state)
             assert message in str(info.value)
-    assert engine.calls == [] and device.journal_text() is None
+    # the engine is only asked (what runs, where it keeps its state): nothing changes
+    assert engine.mutations() == [] and device.journal_text() is None
     device.new_deployment("r1", {"containers": [ok], "run_args": "-p 80:80"})
     device.run("Download", "ArtifactInstall")
     assert engine.by_name("web").running

@@ -45,6 +45,17 @@ class Context:
         """The containers to run, their arguments parsed for this device's engine."""
         return meta.plan(self.config.engine_kind, self.config.label_namespace)
 
+    def mender_dirs(self) -> List[str]:
+        """The Mender client's own directories on this device: its data directory as
+        the file tree shows it (<data>/modules/v3/payloads/NNNN/tree), and those its
+        environment names (5.x: MENDER_DATA_DIR, MENDER_CONF_DIR). A container that
+        reaches them can forge the client's state or read its keys."""
+        found = [os.environ.get(name, "") for name in ("MENDER_DATA_DIR", "MENDER_CONF_DIR")]
+        parts = os.path.abspath(self.tree).split(os.sep)
+        if len(parts) > 6 and parts[-5:-2] == ["modules", "v3", "payloads"]:
+            found.append(os.sep.join(parts[:-5]) or os.sep)
+        return [path for path in dict.fromkeys(found) if path.startswith("/")]
+
     def artifact_name(self) -> str:
         try:
             with open(os.path.join(self.tree, "header", "artifact_name"), encoding="utf-8") as f:

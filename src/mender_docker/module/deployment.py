@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Sequence
 
 from mender_docker.module.errors import (
     DaemonDownError,
+    DeploymentError,
     EngineError,
     NoSuchObjectError,
     UnsupportedError,
@@ -59,6 +60,7 @@ from mender_docker.module.policy import check, policy_from_settings
 
 if TYPE_CHECKING:
     from mender_docker.module.context import Context
+    from mender_docker.module.engine import ContainerInfo
     from mender_docker.module.journal import Deployment, Journal
     from mender_docker.spec import DockerMetadata, PlannedContainer
 
@@ -119,13 +121,71 @@ def this_deployment(ctx: Context, journal: Journal) -> Optional[Deployment]:
     return deployment
 
 
-def allowed_plan(ctx: Context, meta: DockerMetadata) -> List[PlannedContainer]:
-    """The containers to run, once the owner's policy allows every one of them."""
+def allowed_plan(
+    ctx: Context, meta: DockerMetadata, everything: Optional[Sequence[ContainerInfo]] = None
+) -> List[PlannedContainer]:
+    """The containers to run, once the owner's policy allows every one of them.
+    `everything`: every container on the device (inspected here if not given)."""
     plan = ctx.plan(meta)
     policy = policy_from_settings(ctx.config.policy_settings())
-    if policy.active:
-        check(plan, policy, protected=(ctx.config.journal_dir,))
+    if not policy.active:
+        return plan
+    if everything is None and policy.judges_binds:
+        everything = all_containers(ctx)
+    engine_dirs = ctx.engine.state_dirs() if policy.judges_binds else ()
+    check(
+        plan,
+        policy,
+        protected=(ctx.config.journal_dir, *engine_dirs, *ctx.mender_dirs()),
+        # the engine's own directories hold every container's writable layer and volumes
+        writable_elsewhere=[
+            *engine_dirs,
+            *(path for c in everything or () for path in c.writable_binds),
+        ],
+    )
     return plan
+
+
+def all_containers(ctx: Context) -> List[ContainerInfo]:
+    return ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
+
+
+def ours_among(
+    ctx: Context, journal: Journal, everything: Sequence[ContainerInfo]
+) -> Optional[FrozenSet[str]]:
+    """What the journal records as this installation's (see Journal.ours), plus the
+    containers of its deployment created just before a crash, before the record
+    (found by their deployment label, as undo finds them)."""
+    ours = journal.ours()
+    if ours is None or journal.deployment is None:
+        return ours
+    label = ctx.label("deployment")
+    return ours | {c.id for c in everything if c.labels.get(label) == journal.deployment.id}
+
+
+def is_ours(ctx: Context, info: ContainerInfo, ours: Optional[FrozenSet[str]]) -> bool:
+    """Deployed by this installation: its label says so AND the journal recorded it
+    (a label alone can be written by an artifact of another installation that
+    shares the engine). `ours` None: a journal from before the record (labels decide)."""
+    return info.labels.get(ctx.label("managed")) == "1" and (ours is None or info.id in ours)
+
+
+def check_names(
+    ctx: Context,
+    plan: Sequence[PlannedContainer],
+    everything: Sequence[ContainerInfo],
+    ours: Optional[FrozenSet[str]],
+) -> None:
+    """A container this installation did not deploy that holds a name the release
+    needs is never renamed, stopped or removed for it: the deployment is refused."""
+    by_name = {c.name: c for c in everything}
+    for item in plan:
+        holder = by_name.get(item.name)
+        if holder is not None and not is_ours(ctx, holder, ours):
+            raise DeploymentError(
+                f"container name {item.name!r} is taken by container {short(holder.id)} "
+                f"({holder.image}), which mender-docker did not deploy: remove or rename it"
+            )
 
 
 def finish_earlier_deployment(ctx: Context) -> None:
@@ -215,10 +275,10 @@ def cleanup_committed(ctx: Context, journal: Journal) -> None:
     next delta offline artifact is built against."""
     deployment = journal.deployment
     assert deployment is not None
-    managed_label = ctx.label("managed")
+    ours = {p.id for p in deployment.previous if p.managed}  # decided at install
     replaced = list(dict.fromkeys([*deployment.stopped, *(r.id for r in deployment.renamed)]))
     for info in ctx.engine.inspect_containers(replaced):
-        if info.labels.get(managed_label) != "1":
+        if info.id not in ours:
             log(f"leaving {info.name} ({short(info.id)}) stopped: not managed by mender-docker")
             continue
         log(f"removing replaced container {info.name} ({short(info.id)})")
@@ -232,6 +292,7 @@ def cleanup_committed(ctx: Context, journal: Journal) -> None:
     journal.previous_images = deployment.images + [
         ref for ref in leftover if ref not in deployment.images
     ]
+    journal.owned = [*deployment.created, *deployment.kept]
     deployment.phase = Phase.CLEANED
     ctx.store.save(journal)
     log(f"cleaned up after {deployment.artifact}")
@@ -245,6 +306,7 @@ def cleanup_failed(ctx: Context, journal: Journal) -> None:
     remove_unused_networks(ctx, deployment.networks_created)
     pulled_only = [ref for ref in deployment.pulled if ref not in journal.previous_images]
     remove_unused_images(ctx, pulled_only)
+    journal.owned = journal.release_containers()  # the release that runs is the one before
     if deployment.phase != Phase.FAILED:
         deployment.phase = Phase.FAILED
         ctx.store.save(journal)
@@ -273,8 +335,7 @@ def remove_unused_images(ctx: Context, refs: Sequence[str]) -> List[str]:
     """Remove the images no container (running or not) uses; return those left."""
     if not refs:
         return []
-    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
-    used = {c.image_id for c in everything}
+    used = {c.image_id for c in all_containers(ctx)}
     leftover: List[str] = []
     for ref in refs:
         info = ctx.engine.inspect_image(ref)
@@ -298,8 +359,7 @@ def remove_unused_networks(ctx: Context, names: Sequence[str]) -> None:
     on a removed network could not start again."""
     if not names:
         return
-    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
-    used = {network for c in everything for network in c.networks}
+    used = {network for c in all_containers(ctx) for network in c.networks}
     for name in names:
         if name in used:
             log(f"keeping network {name}: a container is on it")

@@ -10,7 +10,13 @@ artifact's payload from the client's pipe (module/streams.py).
 from __future__ import annotations
 
 from mender_docker.module.context import Context
-from mender_docker.module.deployment import allowed_plan, finish_earlier_deployment
+from mender_docker.module.deployment import (
+    all_containers,
+    allowed_plan,
+    check_names,
+    finish_earlier_deployment,
+    ours_among,
+)
 from mender_docker.module.images import prepare_images
 from mender_docker.module.log import log
 from mender_docker.module.streams import drain_streams
@@ -20,11 +26,13 @@ def download(ctx: Context) -> None:
     meta = ctx.read_metadata()
     for warning in meta.warnings:
         log(f"warning: {warning}")
-    allowed_plan(ctx, meta)
-    if meta.images_file is None:
-        drain_streams(ctx.tree)
     # fail early, before the journal changes, when the engine does not answer
     log(f"container engine {ctx.config.engine} {ctx.engine.version()}")
+    everything = all_containers(ctx)
+    plan = allowed_plan(ctx, meta, everything)
+    check_names(ctx, plan, everything, ours_among(ctx, ctx.store.load(), everything))
+    if meta.images_file is None:
+        drain_streams(ctx.tree)
     finish_earlier_deployment(ctx)
     deployment_id = ctx.deployment_id(fresh=True)
     assert deployment_id is not None

@@ -76,6 +76,7 @@ class ContainerInfo:
     health_interval: float = DEFAULT_HEALTH_INTERVAL  # seconds between HEALTHCHECK probes
     networks: Tuple[str, ...] = ()  # the networks it is (or will be, once started) on
     created: str = ""  # when it was created, RFC 3339 (the engines' events take it as --since)
+    writable_binds: Tuple[str, ...] = ()  # host paths it can write through a bind mount
 
 
 @dataclass(frozen=True)
@@ -112,6 +113,14 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
         health_interval=int(interval) / 1e9 if int(interval) > 0 else DEFAULT_HEALTH_INTERVAL,
         networks=tuple(((data.get("NetworkSettings") or {}).get("Networks") or {}).keys()),
         created=str(data.get("Created") or ""),
+        writable_binds=tuple(
+            str(mount.get("Source"))
+            for mount in data.get("Mounts") or ()
+            if isinstance(mount, dict)
+            and mount.get("Type") == "bind"
+            and mount.get("RW")
+            and mount.get("Source")
+        ),
     )
 
 
@@ -165,6 +174,7 @@ class ContainerEngine(Protocol):
     def runs_healthchecks(self) -> bool: ...
     def run_healthcheck(self, container_id: str) -> str: ...
     def data_root(self) -> Optional[str]: ...
+    def state_dirs(self) -> Tuple[str, ...]: ...
     def list_containers(self, all: bool = False, label: Optional[str] = None) -> List[str]: ...
     def inspect_containers(self, ids: Sequence[str]) -> List[ContainerInfo]: ...
     def inspect_image(self, ref: str) -> Optional[ImageInfo]: ...
@@ -363,16 +373,30 @@ class Engine:
         part = data.get("Server") or data.get("Client") or {}
         return str(part.get("Version") or "unknown")
 
-    def data_root(self) -> Optional[str]:
+    def _info(self) -> Mapping[str, Any]:
         try:
             info = json.loads(self.run(["info", "--format", "{{json .}}"]) or "{}")
         except ValueError:
-            return None
-        if not isinstance(info, dict):
-            return None
+            return {}
+        return info if isinstance(info, dict) else {}
+
+    def data_root(self) -> Optional[str]:
+        info = self._info()
         # docker: DockerRootDir; podman: store.graphRoot
         root = info.get("DockerRootDir") or (info.get("store") or {}).get("graphRoot")
         return str(root) if root else None
+
+    def state_dirs(self) -> Tuple[str, ...]:
+        """Where the engine keeps its state, as it reports it (the device may have moved
+        it, e.g. to /data/docker): a container that reaches it owns the engine.
+        docker: DockerRootDir (its exec root is not reported; its default is under /run);
+        podman: graphRoot, runRoot, volumePath."""
+        info = self._info()
+        store = info.get("store") or {}
+        found = [info.get("DockerRootDir")]
+        if isinstance(store, dict):
+            found += [store.get("graphRoot"), store.get("runRoot"), store.get("volumePath")]
+        return tuple(str(path) for path in found if isinstance(path, str) and path)
 
     def imports_base_layers(self) -> bool:
         """Can a load reuse a base layer registered by `import` (see start_import)?

@@ -92,6 +92,8 @@ def record_deployment(
         images=images,
         pulled=fetched,
     )
+    # the record of the release that runs outlives the deployment record it came from
+    journal.owned = journal.release_containers()
     journal.deployment = deployment
     ctx.store.save(journal)
     return journal, deployment

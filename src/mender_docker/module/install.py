@@ -24,8 +24,12 @@ from mender_docker.module.deployment import (
     ABANDONED,
     UNFINISHED,
     Phase,
+    all_containers,
     allowed_plan,
+    check_names,
     finish_earlier_deployment,
+    is_ours,
+    ours_among,
     undo,
 )
 from mender_docker.module.engine import ContainerInfo
@@ -57,10 +61,6 @@ def run_arguments(item: PlannedContainer, tty: bool, restart_policy: str) -> Lis
     return [*extra, *item.args]
 
 
-def is_managed(ctx: Context, info: ContainerInfo) -> bool:
-    return info.labels.get(ctx.label("managed")) == "1"
-
-
 def engine_reference(meta: DockerMetadata, item: PlannedContainer) -> str:
     """What to create a container from: the pinned reference, or for loaded images
     (which have no repo digest) the image ID the signed header names: a tag could
@@ -90,16 +90,18 @@ def install(ctx: Context) -> None:
     deployment = journal.deployment
     assert deployment is not None
 
-    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
+    everything = all_containers(ctx)
+    ours = ours_among(ctx, journal, everything)
+    check_names(ctx, plan, everything, ours)  # Download checked; a container may have come since
     by_name = {c.name: c for c in everything}
     in_scope = [
-        c for c in everything if c.running and (ctx.config.scope == "all" or is_managed(ctx, c))
+        c for c in everything if c.running and (ctx.config.scope == "all" or is_ours(ctx, c, ours))
     ]
     hashes = {item.name: config_hash(item) for item in plan}
     kept = [
         c
         for c in in_scope
-        if is_managed(ctx, c) and hashes.get(c.name) == c.labels.get(ctx.label("config-hash"))
+        if is_ours(ctx, c, ours) and hashes.get(c.name) == c.labels.get(ctx.label("config-hash"))
     ]
     kept_names = {c.name for c in kept}
     to_create = [item for item in plan if item.name not in kept_names]
@@ -109,11 +111,6 @@ def install(ctx: Context) -> None:
         holder = by_name.get(item.name)
         if holder is None:
             continue
-        if ctx.config.scope == "managed" and not is_managed(ctx, holder):
-            raise DeploymentError(
-                f"container name {item.name!r} is taken by container {short(holder.id)}, "
-                "which mender-docker does not manage (scope = managed)"
-            )
         new_name = f"{item.name}-{PREVIOUS_SUFFIX}-{deployment_id[:8]}"
         renames.append(Rename(id=holder.id, from_name=item.name, to=new_name))
 
@@ -124,7 +121,7 @@ def install(ctx: Context) -> None:
     ]
     deployment.previous = [
         PreviousContainer(
-            id=c.id, name=c.name, restart_policy=c.restart_policy, managed=is_managed(ctx, c)
+            id=c.id, name=c.name, restart_policy=c.restart_policy, managed=is_ours(ctx, c, ours)
         )
         for c in in_scope
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field, fields
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional
 
 from mender_docker.atomicfile import write_atomic
 from mender_docker.module.deployment import Phase
@@ -116,22 +116,54 @@ class Journal:
     deployment: Optional[Deployment] = None
     # images of previous committed deployments, candidates for removal after a commit
     previous_images: List[str] = field(default_factory=list)
+    # the containers of the release that runs; None in a journal of a module before it
+    owned: Optional[List[str]] = None
 
     def to_dict(self) -> Dict[str, Any]:
-        return {
+        data = {
             "version": FORMAT_VERSION,
             "deployment": self.deployment.to_dict() if self.deployment else None,
             "previous_images": list(self.previous_images),
         }
+        if self.owned is not None:  # an older journal saves as it was written
+            data["owned"] = list(self.owned)
+        return data
+
+    def release_containers(self) -> Optional[List[str]]:
+        """The containers of the release that runs, as this installation recorded
+        them; from an older journal, what its last deployment says (None when it
+        says nothing: labels decide until the next deployment records it)."""
+        if self.owned is not None:
+            return list(self.owned)
+        d = self.deployment
+        if d is None or not (d.created or d.kept or d.previous):
+            return None
+        if d.phase in (Phase.CLEANED, Phase.COMMITTED):
+            return [*d.created, *d.kept]
+        return [*d.kept, *(p.id for p in d.previous if p.managed)]
+
+    def ours(self) -> Optional[FrozenSet[str]]:
+        """Every container this installation deployed and may still hold: the
+        running release's and the journal's deployment's (None: see above)."""
+        release = self.release_containers()
+        d = self.deployment
+        if d is None:
+            return None if release is None else frozenset(release)
+        mine = [*d.created, *d.kept, *(p.id for p in d.previous if p.managed)]
+        if release is None and not mine:
+            return None
+        return frozenset([*(release or ()), *mine])
 
     @classmethod
     def from_dict(cls, data: Any) -> Journal:
         if not isinstance(data, dict) or data.get("version") != FORMAT_VERSION:
             raise ValueError("not a version 1 journal")
         raw = data.get("deployment")
+        owned = data.get("owned")
         return cls(
             deployment=Deployment.from_dict(raw) if isinstance(raw, dict) else None,
             previous_images=[str(ref) for ref in data.get("previous_images") or []],
+            owned=[str(i) for i in owned] if isinstance(owned, list) else None,
         )
 
 

@@ -50,6 +50,7 @@ from __future__ import annotations
 import os
 import posixpath
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Callable, Dict, FrozenSet, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -102,6 +103,10 @@ DANGEROUS: Tuple[str, ...] = (
     "--use-api-socket",
     "--volumes-from",
     "--link",  # copies another container's environment (its secrets)
+    "--secret",  # podman: any secret of the engine's store, other applications' too
+    "--hosts-file",  # podman 5: reads a device file
+    "--health-log-destination",  # podman 5: writes a device directory
+    "--oom-score-adj",  # negative values only: the OOM killer takes the device instead
     "--env-file",  # reads a device file into the container (e.g. /etc/shadow)
     "--env-host",  # podman: the module's whole environment
     "--authfile",  # podman: reads a device file (registry credentials)
@@ -117,6 +122,9 @@ DANGEROUS: Tuple[str, ...] = (
     "--cgroup-parent",
     "--runtime",
     "--log-opt=path",  # podman k8s-file: writes a device file
+    "--log-opt=syslog-address",  # any socket of the device (unix://, unixgram://)
+    "--log-opt=fluentd-address",
+    "--log-opt=splunk-url",
     "volume-opt",
     "bind-relative",
     # read or written, these give away the device: its kernel and processes,
@@ -160,6 +168,25 @@ DANGEROUS: Tuple[str, ...] = (
             "/lib64",
             "/libx32",
             "/boot",
+            # what runs as root on its own: named too, as /etc/systemd and the like are
+            # often links into a writable partition (rule paths are also resolved)
+            "/var/spool/cron",
+            "/etc/crontab",
+            "/etc/cron.d",
+            "/etc/cron.hourly",
+            "/etc/cron.daily",
+            "/etc/cron.weekly",
+            "/etc/cron.monthly",
+            "/etc/systemd",
+            "/lib/systemd",
+            "/usr/lib/systemd",
+            "/etc/init.d",
+            "/etc/profile.d",
+            "/etc/ld.so.preload",
+            "/etc/ld.so.conf",
+            "/etc/ld.so.conf.d",
+            "/etc/ld.so.cache",
+            "/etc/modprobe.d",
         )
     ),  # fmt: skip
 )
@@ -210,6 +237,16 @@ _REASONS = {
     "use-api-socket": "hands the container the engine's API socket",
     "volumes-from": "inherits another container's mounts",
     "link": "copies another container's environment",
+    "secret": "reads a secret of the engine's store",
+    "hosts-file": "reads a device file",
+    "health-log-destination": "writes a device directory",
+    "oom-score-adj": "makes the kernel's OOM killer spare the container at the device's expense",
+    "non-ascii": "non-ASCII in a value the engine case-folds or splits: Go and Python fold "
+    "it differently (İ is i to the engine)",
+    "bind-symlink": "a symbolic link in a bind source: the engine follows it when the "
+    "container starts, so what is bound is not what was checked",
+    "bind-swap": "a bind source inside a directory a container can write: that container "
+    "could swap a directory on its path for a symbolic link before this one starts",
     "env-file": "reads a device file",
     "authfile": "reads a device file",
     "decryption-key": "reads a device file",
@@ -288,6 +325,7 @@ class Access:
     unclear: Tuple[str, ...]  # arguments nobody can be sure how an engine reads
     links: Tuple[str, ...] = ()  # --link peers (container names): their environment is copied
     log_driver: Optional[str] = None  # the last --log-driver, as written
+    non_ascii: Tuple[str, ...] = ()  # arguments with non-ASCII where the engine folds case
 
 
 @dataclass(frozen=True)
@@ -313,6 +351,14 @@ class Policy:
     @property
     def active(self) -> bool:
         return bool(self.rules) or self.allow is not None or self.allowed_registries is not None
+
+    @property
+    def judges_binds(self) -> bool:
+        """Does any rule depend on where a bind leads (so that a swapped bind source
+        would defeat it)?"""
+        return self.guards_device or any(
+            rule.option in ("bind", "bind-rw") for rule in (*self.rules, *self.allow_rules)
+        )
 
 
 def policy_from_settings(settings: Mapping[str, str]) -> Policy:
@@ -391,12 +437,15 @@ def check(
     policy: Policy,
     protected: Sequence[str] = (),
     resolve: Callable[[str], str] = os.path.realpath,
+    writable_elsewhere: Sequence[str] = (),
+    lstat: Callable[[str], os.stat_result] = os.lstat,
 ) -> None:
     """Raise PolicyError listing every violation; return quietly when all is allowed.
 
-    `protected`: more host paths no bind may reach (the module's journal) under
-    the dangerous preset or `safe`."""
-    violations = find_violations(planned, policy, protected, resolve)
+    `protected`: more host paths no bind may reach (the module's journal, the
+    engine's state, the Mender client's) under the dangerous preset or `safe`;
+    `writable_elsewhere`: what existing containers can write through binds."""
+    violations = find_violations(planned, policy, protected, resolve, writable_elsewhere, lstat)
     if violations:
         raise PolicyError(violations)
 
@@ -406,11 +455,20 @@ def find_violations(
     policy: Policy,
     protected: Sequence[str] = (),
     resolve: Callable[[str], str] = os.path.realpath,
+    writable_elsewhere: Sequence[str] = (),
+    lstat: Callable[[str], os.stat_result] = os.lstat,
 ) -> List[Violation]:
+    """Every violation of `planned`. `writable_elsewhere`: host paths containers that
+    already exist can write through their binds (see swappable_binds)."""
     found: List[Violation] = []
     rules = policy.rules
     if policy.guards_device:
         rules += tuple(Rule(f"bind={p}", "bind", normalise_path(p)) for p in protected)
+    rule_paths: Dict[str, Tuple[str, ...]] = {
+        rule.value: _path_forms(rule.value, resolve)
+        for rule in (*rules, *policy.allow_rules)
+        if rule.option in ("bind", "bind-rw") and rule.value is not None
+    }
     # (raw, rule, why) per parsed part: every rule judges one option at a time, so the
     # run_args 1000 containers share are judged once
     judged: Dict[int, Tuple[RunArgs, List[Tuple[str, str, str]]]] = {}
@@ -426,16 +484,125 @@ def find_violations(
         reported: Set[str] = set()
         for part in item.run.leaves():
             if id(part) not in judged:
-                judged[id(part)] = (part, _judge(part, policy, rules, resolve))
+                judged[id(part)] = (part, _judge(part, policy, rules, resolve, rule_paths))
             for raw, rule, reason in judged[id(part)][1]:
                 if raw not in reported:  # one violation per argument
                     reported.add(raw)
                     found.append(Violation(item.name, item.image, raw, rule, reason))
+    if policy.judges_binds:
+        seen = {(v.container, v.argument) for v in found}  # one violation per argument
+        found += [
+            v
+            for v in swappable_binds(planned, writable_elsewhere, resolve, lstat)
+            if (v.container, v.argument) not in seen
+        ]
     return found
 
 
+def swappable_binds(
+    planned: Sequence[PlannedContainer],
+    writable_elsewhere: Sequence[str] = (),
+    resolve: Callable[[str], str] = os.path.realpath,
+    lstat: Callable[[str], os.stat_result] = os.lstat,
+) -> List[Violation]:
+    """Binds whose source could be swapped for a symbolic link between the check
+    and the container's start (the engine resolves a bind source only then):
+
+    - a writable bind with a symbolic link on its path (a read-only one is judged
+      where the link leads: /etc/localtime is a link on most systems);
+    - a source strictly inside a directory some container can write through a bind
+      (any container of the release, itself included, or one already on the device):
+      that container could replace a directory on the path with a link to `/`.
+      Binding the very same directory is fine: nothing on its path is writable.
+    """
+    writable: Dict[str, str] = {}  # a path form -> who can write it
+    for path in writable_elsewhere:
+        if path.startswith("/"):
+            for form in _path_forms(normalise_path(path), resolve):
+                writable.setdefault(form, "a container on the device")
+    binds: Dict[Tuple[str, str, str], Tuple[str, bool]] = {}  # (name, image, raw) -> mount
+    for item in planned:
+        for part in item.run.leaves():
+            for mount in _absolute_binds(part):
+                binds[(item.name, item.image, mount.raw)] = (mount.source, mount.readonly)
+                if not mount.readonly:
+                    for form in _path_forms(normalise_path(mount.source), resolve):
+                        writable.setdefault(form, f"container {item.name!r}")
+    found: List[Violation] = []
+    judged: Dict[Tuple[str, bool], Optional[Tuple[str, str]]] = {}  # -> (rule, detail)
+    for (name, image, raw), bind in binds.items():
+        if bind not in judged:  # 1000 copies of one bind are judged once
+            judged[bind] = _swap_problem(*bind, writable, resolve, lstat)
+        problem = judged[bind]
+        if problem is not None:
+            rule, detail = problem
+            found.append(Violation(name, image, raw, rule, f"{detail}: {_REASONS[rule]}"))
+    return found
+
+
+def symlink_on_path(path: str, lstat: Callable[[str], os.stat_result] = os.lstat) -> Optional[str]:
+    """The first symbolic link on `path` as the kernel walks it, or None. Walked
+    component by component with lstat, so `..` goes up from a real directory, as
+    the kernel's walk does once no component is a link; a missing component ends
+    the walk (the engine creates the rest as directories)."""
+    current = "/"
+    for component in path.split("/"):
+        if component in ("", "."):
+            continue
+        if component == "..":
+            current = posixpath.dirname(current)
+            continue
+        current = posixpath.join(current, component)
+        try:
+            mode = lstat(current).st_mode
+        except FileNotFoundError:
+            return None
+        except OSError:
+            return current  # cannot tell: unsafe
+        if stat.S_ISLNK(mode):
+            return current
+    return None
+
+
+def _absolute_binds(run: RunArgs) -> List[Mount]:
+    return [m for m in describe(run).mounts if m.kind == "bind" and m.source.startswith("/")]
+
+
+def _swap_problem(
+    source: str,
+    readonly: bool,
+    writable: Mapping[str, str],
+    resolve: Callable[[str], str],
+    lstat: Callable[[str], os.stat_result],
+) -> Optional[Tuple[str, str]]:
+    forms = _path_forms(normalise_path(source), resolve)
+    for path, who in writable.items():
+        if path in forms and path != "/":
+            continue  # the very same directory
+        if path == "/" or any(form.startswith(path + "/") for form in forms):
+            return "bind-swap", f"it lies inside {path}, which {who} can write"
+    if not readonly:
+        link = symlink_on_path(source, lstat)
+        if link is not None:
+            return "bind-symlink", f"{link} is a symbolic link (bind the path it leads to)"
+    return None
+
+
+def _path_forms(path: str, resolve: Callable[[str], str]) -> Tuple[str, ...]:
+    """A host path as written (normalised) and as this device resolves it."""
+    try:
+        resolved = normalise_path(resolve(path))
+    except (OSError, ValueError):
+        resolved = path
+    return tuple(dict.fromkeys((path, resolved)))
+
+
 def _judge(
-    run: RunArgs, policy: Policy, rules: Sequence[Rule], resolve: Callable[[str], str]
+    run: RunArgs,
+    policy: Policy,
+    rules: Sequence[Rule],
+    resolve: Callable[[str], str],
+    rule_paths: Mapping[str, Tuple[str, ...]],
 ) -> List[Tuple[str, str, str]]:
     access = describe(run)
     paths = _bind_paths(access, resolve)
@@ -448,10 +615,12 @@ def _judge(
             out.append((raw, rule, reason))
 
     if rules or policy.allow is not None:
+        for raw in access.non_ascii:
+            report(raw, "non-ascii", _REASONS["non-ascii"])
         for raw in access.unclear:
             report(raw, "unclear", _REASONS["unclear"])
     for rule in rules:
-        for raw in _matches(rule, run.uses, access, paths):
+        for raw in _matches(rule, run.uses, access, paths, rule_paths):
             reason = _REASONS.get(
                 "namespace" if rule.option in NAMESPACE_OPTIONS else rule.option,
                 "denied by the device's policy",
@@ -460,9 +629,12 @@ def _judge(
     if policy.allow is not None:
         allowed: Set[str] = set()
         for rule in policy.allow_rules:
-            allowed.update(_matches(rule, run.uses, access, paths, within=True))
+            allowed.update(_matches(rule, run.uses, access, paths, rule_paths, within=True))
+        by_raw: Dict[str, List[Mount]] = {}
+        for mount in access.mounts:
+            by_raw.setdefault(mount.raw, []).append(mount)
         for use in run.uses:
-            if use.raw not in allowed and _safe_problem(use, access, paths):
+            if use.raw not in allowed and _safe_problem(use, by_raw.get(use.raw, [])):
                 report(use.raw, "safe", _REASONS["safe"])
     return out
 
@@ -478,8 +650,11 @@ def describe(run: RunArgs) -> Access:
     unclear: List[str] = []
     links: List[str] = []
     log_driver: Optional[str] = None
+    non_ascii: List[str] = []
     for use in run.uses:
         option, value = use.option, use.value
+        if _folds_non_ascii(option, value):
+            non_ascii.append(use.raw)
         if option in NAMESPACE_OPTIONS:
             if option == "network" and _has_quotes_or_breaks(value):
                 unclear.append(use.raw)
@@ -520,7 +695,42 @@ def describe(run: RunArgs) -> Access:
         unclear=tuple(unclear),
         links=tuple(links),
         log_driver=log_driver,
+        non_ascii=tuple(non_ascii),
     )
+
+
+# Options whose whole value the engines fold, split or match against fixed words
+# (docker/cli opts/*.go and podman's specgenutil use Go's strings.ToLower/ToUpper,
+# which map a few non-ASCII letters to ASCII ones: U+0130 İ to i, U+017F ſ to S).
+_FOLDED_OPTIONS = frozenset(
+    (*NAMESPACE_OPTIONS, "cap-add", "cap-drop", "security-opt", "device", "device-cgroup-rule",
+     "gpus", "restart", "log-driver", "volume-driver", "pod")
+)  # fmt: skip
+# ... and those whose keys (before `=`) they fold or look up
+_FOLDED_KEYS = frozenset(("log-opt", "ulimit", "sysctl", "storage-opt"))
+# --mount keys whose values are paths: the engines take them as written
+_MOUNT_PATH_KEYS = frozenset(("source", "src", "target", "dst", "destination", "volume-subpath"))
+
+
+def _folds_non_ascii(option: str, value: str) -> bool:
+    """Does a value have non-ASCII where the engine folds case or matches words?
+    Refused under any rule: Python's folding is not Go's, so no check could be sure."""
+    if value.isascii():
+        return False
+    if option in _FOLDED_OPTIONS:
+        return True
+    if option in _FOLDED_KEYS:
+        return not value.split("=", 1)[0].isascii()
+    if option == "mount":
+        for item in value.split(","):
+            key, _, text = item.partition("=")
+            if not key.isascii() or (key.strip().lower() not in _MOUNT_PATH_KEYS
+                                     and not text.isascii()):
+                return True
+        return False
+    if option == "volume":  # SRC:DST:MODES, the modes matched as words
+        return not ":".join(value.split(":")[2:]).isascii()
+    return False
 
 
 def registry_host(image: str) -> str:
@@ -619,7 +829,8 @@ def _bind_paths(access: Access, resolve: Callable[[str], str]) -> Dict[str, Tupl
             resolved = normalise_path(resolve(mount.source))
         except (OSError, ValueError):
             resolved = written
-        out[mount.raw] = out.get(mount.raw, ()) + tuple(dict.fromkeys((written, resolved)))
+        # N copies of one argument add nothing: keep each form once (else quadratic)
+        out[mount.raw] = tuple(dict.fromkeys((*out.get(mount.raw, ()), written, resolved)))
     return out
 
 
@@ -628,40 +839,54 @@ def _matches(
     uses: Sequence[Use],
     access: Access,
     paths: Mapping[str, Tuple[str, ...]],
+    rule_paths: Mapping[str, Tuple[str, ...]],
     within: bool = False,
 ) -> List[str]:
     """The raw arguments `rule` hits; `within`: binds only at or inside the rule's
-    path (an allow rule must not let a bind of `/` through)."""
+    path (an allow rule must not let a bind of `/` through), and every item of a
+    list value allowed (podman splits `--cap-add=A,B`). A rule's path counts as
+    written and as resolved here, like a bind's source."""
     if rule.option in ("bind", "bind-rw"):
-        assert rule.value is not None
-        path = rule.value
-        return [
-            m.raw
-            for m in access.mounts
-            if m.raw in paths
-            and (rule.option == "bind" or not m.readonly)
-            and (
-                all(_path_within(path, source) for source in paths[m.raw])
-                if within
-                else any(_path_hits(path, source) for source in paths[m.raw])
-            )
-        ]
+        forms = rule_paths.get(rule.value or "") or (rule.value or "/",)
+        hits: Dict[str, None] = {}
+        for m in access.mounts:
+            if m.raw not in paths or m.raw in hits or (rule.option == "bind-rw" and m.readonly):
+                continue
+            sources = paths[m.raw]
+            if within:
+                hit = all(any(_path_within(f, s) for f in forms) for s in sources)
+            else:
+                hit = any(_path_hits(f, s) for f in forms for s in sources)
+            if hit:
+                hits[m.raw] = None
+        return list(hits)
     if rule.option == "bind-relative":
         return [m.raw for m in access.mounts if m.kind == "bind" and not m.source.startswith("/")]
     if rule.option == "volume-opt":
         return [m.raw for m in access.mounts if m.driver_opts]
-    hits: List[str] = []
+    found: List[str] = []
     for use in uses:
         if use.option != rule.option or use.value == _FALSE:
             continue
-        if rule.value is None or _value_hits(rule, use.value):
-            hits.append(use.raw)
-    return hits
+        if rule.option == "oom-score-adj" and rule.value is None and not _negative(use.value):
+            continue  # a positive one only makes the container the OOM killer's first choice
+        if rule.value is None or _value_hits(rule, use.value, within):
+            found.append(use.raw)
+    return found
 
 
-def _value_hits(rule: Rule, value: str) -> bool:
+def _negative(value: str) -> bool:
+    try:
+        return int(value.strip()) < 0
+    except ValueError:
+        return True  # the engine refuses it; judged as the worst case
+
+
+def _value_hits(rule: Rule, value: str, within: bool = False) -> bool:
     if rule.option == "cap-add":
-        return any(_normalise_value("cap-add", cap) == rule.value for cap in value.split(","))
+        caps = [_normalise_value("cap-add", cap) for cap in value.split(",") if cap.strip()]
+        match = all if within else any
+        return bool(caps) and match(cap == rule.value for cap in caps)
     if rule.option == "security-opt" and rule.value == "unconfined":
         key = _normalise_value("security-opt", value).split("=", 1)[0]
         return key != "no-new-privileges"
@@ -687,8 +912,8 @@ def _path_within(path: str, source: str) -> bool:
     return source == path or source.startswith(path.rstrip("/") + "/")
 
 
-def _safe_problem(use: Use, access: Access, paths: Mapping[str, Tuple[str, ...]]) -> bool:
-    """Is this use outside the `safe` allow-list?"""
+def _safe_problem(use: Use, mine: Sequence[Mount]) -> bool:
+    """Is this use outside the `safe` allow-list? `mine`: the mounts it asks for."""
     option, value = use.option, use.value
     if option not in SAFE:
         return use.value != _FALSE or GRAMMARS[None].long[option].kind != "bool"
@@ -703,7 +928,6 @@ def _safe_problem(use: Use, access: Access, paths: Mapping[str, Tuple[str, ...]]
             or _DOCKER_NETWORK_CSV_RE.search(value) is not None
         )
     if option in ("volume", "mount"):
-        mine = [m for m in access.mounts if m.raw == use.raw]
         return any(
             m.kind not in ("volume", "tmpfs") or m.driver_opts or "volume-driver" in value
             for m in mine
