@@ -162,10 +162,12 @@ def parse(args: Sequence[str], engine: Optional[str] = None) -> RunArgs:
             return RunArgs(tuple(uses), tuple(args[index - 1 :]), engine)
         if arg == "--":
             return RunArgs(tuple(uses), tuple(args[index:]), engine)
+        # the next argument, not a slice of the rest: slicing made the parse quadratic
+        following = args[index] if index < len(args) else None
         if arg[1] == "-":
-            index += _parse_long(grammar, arg, args[index:], uses)
+            index += _parse_long(grammar, arg, following, uses)
         else:
-            index += _parse_short(grammar, arg, args[index:], uses)
+            index += _parse_short(grammar, arg, following, uses)
     return RunArgs(tuple(uses), (), engine)
 
 
@@ -178,7 +180,7 @@ def _unknown(grammar: Grammar, what: str) -> RunArgsError:
     return RunArgsError(f"unknown option {what}: `{engine} run` has no such option")
 
 
-def _parse_long(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use]) -> int:
+def _parse_long(grammar: Grammar, arg: str, following: Optional[str], uses: List[Use]) -> int:
     """One `--name[=value]` argument; returns how many following arguments it took."""
     body = arg[2:]
     if body[:1] in ("-", "="):
@@ -193,13 +195,13 @@ def _parse_long(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use]
     if option.kind != "value":
         uses.append(_use(option, option.default or "true", (arg,)))
         return 0
-    if not rest:
+    if following is None:
         raise RunArgsError(f"option {arg!r} needs a value")
-    uses.append(_use(option, rest[0], (arg, rest[0])))
+    uses.append(_use(option, following, (arg, following)))
     return 1
 
 
-def _parse_short(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use]) -> int:
+def _parse_short(grammar: Grammar, arg: str, following: Optional[str], uses: List[Use]) -> int:
     """A cluster of short flags (`-dit`, `-v/x:/y`, `-v=x`, `-v x`), as pflag reads it."""
     letters = arg[1:]
     while letters:
@@ -216,9 +218,9 @@ def _parse_short(grammar: Grammar, arg: str, rest: Sequence[str], uses: List[Use
         if len(letters) > 1:
             uses.append(_use(option, letters[1:], (arg,)))
             return 0
-        if not rest:
+        if following is None:
             raise RunArgsError(f"option {'-' + letters!r} needs a value")
-        uses.append(_use(option, rest[0], (arg, rest[0])))
+        uses.append(_use(option, following, (arg, following)))
         return 1
     return 0
 

@@ -210,14 +210,20 @@ class DockerMetadata:
         `engine` ("docker", "podman") parses with that engine's options; None
         accepts an option either knows (the generator does not know the device's)."""
         common_text = split_args(self.run_args, "run_args")
+        tail: List[str] = []  # what each container's arguments continue
         try:  # parsed and checked once for all containers (1000 of them, 100 KB each)
-            common: Optional[_Part] = _Part.of(
+            common = _Part.of(
                 parse_run_args(common_text, engine, "run_args"), "run_args", label_namespace, engine
             )
         except MetadataError as exc:
             if "needs a value" not in str(exc):
                 raise
-            common = None  # its last option takes its value from the container's arguments
+            # its last option takes its value from the container's arguments: the rest
+            # is still shared, parsed once (else 126 KB again for every container)
+            common_text, tail = common_text[:-1], common_text[-1:]
+            common = _Part.of(
+                parse_run_args(common_text, engine, "run_args"), "run_args", label_namespace, engine
+            )
         planned: List[PlannedContainer] = []
         used: Dict[str, int] = {}
         for index, image in enumerate(self.containers):
@@ -225,13 +231,9 @@ class DockerMetadata:
             own: List[str] = []
             if self.container_args is not None:
                 own = split_args(self.container_args[index], f"container_args[{index}]")
-            if common is not None:
-                part = common + _Part.of(
-                    parse_run_args(own, engine, where), where, label_namespace, engine
-                )
-            else:
-                run = parse_run_args(common_text + own, engine, where)
-                part = _Part.of(run, where, label_namespace, engine)
+            part = common + _Part.of(
+                parse_run_args(tail + own, engine, where), where, label_namespace, engine
+            )
             if self.images_file is not None and part.pull not in (None, "missing", "never"):
                 raise MetadataError(
                     f"{where}: --pull={part.pull} would fetch the image from a registry: "

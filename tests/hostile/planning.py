@@ -18,3 +18,16 @@ def planned(
     what no device runs)."""
     meta = DockerMetadata(containers=(image,), run_args=shlex.join(args), names=(name,))
     return meta.plan(engine)
+
+
+def planned_many(
+    container_args: Sequence[str], engine: Optional[str] = "docker"
+) -> List[PlannedContainer]:
+    """One container per entry of `container_args` (named c0, c1, ...)."""
+    count = len(container_args)
+    meta = DockerMetadata(
+        containers=(IMAGE,) * count,
+        container_args=tuple(container_args),
+        names=tuple(f"c{i}" for i in range(count)),
+    )
+    return meta.plan(engine)

@@ -132,7 +132,7 @@ CASES: List[Tuple[str, str, str]] = [
     ("lone surrogate in run_args", doc(run_args="-e A=\ud800"), "unpaired surrogate"),
     (
         "--name without value",
-        doc(run_args="--rm --name"),
+        doc(run_args="-d --name"),
         "option '--name' needs a value",
     ),
     ("--name= empty", doc(run_args="--name="), "'--name' in run arguments needs a value"),

@@ -22,7 +22,7 @@ from mender_docker.module.policy import (
     registry_host,
 )
 from mender_docker.spec import MetadataError, PlannedContainer, parse_metadata_json
-from tests.hostile.planning import DIGEST, IMAGE
+from tests.hostile.planning import DIGEST, IMAGE, planned_many
 from tests.hostile.planning import planned as plan_args
 
 DANGEROUS_POLICY = policy_from_settings({"deny_run_args": "dangerous"})
@@ -626,3 +626,151 @@ def test_safe_takes_extra_rules_and_deny_still_applies() -> None:
 def test_booleans_set_to_false_are_not_uses() -> None:
     assert refusal(["--privileged=false", "--init=false"], SAFE_POLICY) is None
     assert refusal(["--privileged=false"]) is None
+
+
+# -- issue 19 -------------------------------------------------------------------------
+
+# Go's strings.ToLower folds U+0130 to "i", Python's lower() to "i̇": refused under any rule
+FOLDED = [
+    "--mount type=b\u0130nd,source=/,target=/host",
+    "--mount TYPE=b\u0130nd,src=/srv,dst=/s",
+    "--mount type=volume,volume-dr\u0130ver=local,src=v,dst=/v",
+    "--mount type=bind,src=/srv,dst=/s,b\u0130nd-propagation=rshared",
+    "--network name=conta\u0130ner:victim",
+    "--network conta\u0130ner:victim",
+    "--cap-add=\u017fys_admin",  # ſ: ToUpper makes it S
+    "--security-opt seccomp=unconf\u0130ned",
+    "--log-opt P\u0130TH=/etc/x",
+    "--ulimit n\u0130le=1:1",
+    "--sysctl net.\u0130pv4.ip_forward=1",
+    "--pid conta\u0130ner:x",
+    "-v /srv:/s:\u0131ro",
+]
+
+
+@pytest.mark.parametrize("run_args", FOLDED)
+@pytest.mark.parametrize(
+    "settings",
+    [{"deny_run_args": "dangerous"}, {"allow_run_args": "safe"},
+     {"deny_run_args": "--privileged"}],
+    ids=["dangerous", "safe", "one-rule"],
+)  # fmt: skip
+def test_non_ascii_where_the_engine_folds_case_is_refused_under_every_rule(
+    run_args: str, settings: dict[str, str]
+) -> None:
+    error = refusal(shlex.split(run_args), policy_from_settings(settings))
+    assert error is not None, f"{run_args!r} was allowed under {settings}"
+    assert "non-ASCII" in str(error)
+
+
+def test_non_ascii_in_paths_is_no_folding_matter() -> None:
+    policy = policy_from_settings({"deny_run_args": "--privileged"})
+    assert refusal(["--mount", "type=bind,src=/srv/caf\u00e9,dst=/caf\u00e9"], policy) is None
+    assert refusal(["-e", "NAME=\u0130stanbul", "-v", "/srv/\u00e9:/e"], policy) is None
+
+
+def test_a_capability_list_is_allowed_only_item_by_item() -> None:
+    # podman splits --cap-add=A,B: an allow rule for A must not let B through
+    policy = policy_from_settings({"allow_run_args": "safe, --cap-add=NET_ADMIN"})
+    for engine in ("docker", "podman"):
+        assert refusal(["--cap-add=NET_ADMIN"], policy, engine) is None
+        error = refusal(["--cap-add=NET_ADMIN,SYS_ADMIN"], policy, engine)
+        assert error is not None and error.violations[0].rule == "safe"
+
+
+@pytest.mark.parametrize(
+    ("run_args", "rule"),
+    [
+        ("--hosts-file /etc/shadow", "--hosts-file"),
+        ("--health-log-destination /etc/cron.d", "--health-log-destination"),
+        ("--secret db-password", "--secret"),
+        ("--log-opt syslog-address=unixgram:///run/x", "--log-opt=syslog-address"),
+        ("--log-opt splunk-url=https://x", "--log-opt=splunk-url"),
+        ("--oom-score-adj=-1000", "--oom-score-adj"),
+        ("--mount type=glob,src=/etc/cron.d/*,dst=/c", "bind-rw=/etc"),
+    ],
+)  # fmt: skip
+def test_podman_5_options_that_reach_host_files_are_dangerous(run_args: str, rule: str) -> None:
+    error = refusal(shlex.split(run_args), engine="podman")
+    assert error is not None and error.violations[0].rule == rule
+
+
+def test_only_a_negative_oom_score_adj_is_dangerous() -> None:
+    assert refusal(["--oom-score-adj=500"]) is None
+    assert refusal(["--oom-score-adj", "-1"]) is not None
+
+
+@pytest.mark.parametrize(
+    "path", ["/var/spool/cron", "/var/spool/cron/crontabs", "/etc/systemd/system",
+             "/etc/cron.d", "/etc/ld.so.preload", "/usr/lib/systemd/system"],
+)  # fmt: skip
+def test_what_runs_as_root_by_itself_is_not_writable(path: str) -> None:
+    assert refusal(["-v", f"{path}:/x"]) is not None
+    assert refusal(["-v", f"{path}:/x:ro"]) is None
+
+
+def test_rule_paths_are_resolved_like_bind_sources() -> None:
+    # a device whose /etc/systemd is a link into its data partition
+    links = {"/etc/systemd": "/data/overlay/systemd"}
+
+    def resolve(path: str) -> str:
+        for link, target in links.items():
+            if path == link or path.startswith(link + "/"):
+                return target + path[len(link):]
+        return path
+
+    found = find_violations(planned(["-v", "/data/overlay/systemd/system:/s"]),
+                            DANGEROUS_POLICY, resolve=resolve)  # fmt: skip
+    assert [v.rule for v in found] == ["bind-rw=/etc/systemd"]
+
+
+def test_the_engines_state_and_the_clients_dirs_are_protected() -> None:
+    protected = ("/data/docker", "/data/mender-client")
+    for path in protected:
+        found = find_violations(planned(["-v", f"{path}/x:/x:ro"]), DANGEROUS_POLICY, protected)
+        assert [v.rule for v in found] == [f"bind={path}"]
+
+
+def test_link_copies_a_containers_environment() -> None:
+    assert refusal(["--link", "db:db"]) is not None
+    error = refusal(["--link", "db"], SAFE_POLICY)
+    assert error is not None and error.violations[0].rule == "safe"
+
+
+def test_a_bind_inside_a_directory_another_service_writes_is_refused(tmp_path: Path) -> None:
+    srv = tmp_path / "srv"
+    (srv / "x").mkdir(parents=True)
+    policy = policy_from_settings({"allow_run_args": f"safe, bind={srv}"})
+    plan = planned_many([f"-v {srv}/x:/x", f"-v {srv}/x/d:/host"])
+    found = find_violations(plan, policy)
+    assert [(v.container, v.rule) for v in found] == [(plan[1].name, "bind-swap")]
+    assert f"inside {srv}/x, which container {plan[0].name!r} can write" in found[0].reason
+    # the same directory twice is fine; so is a read-only planter (it writes nothing)
+    assert not find_violations(planned_many([f"-v {srv}/x:/x", f"-v {srv}/x:/y"]), policy)
+    assert not find_violations(planned_many([f"-v {srv}/x:/x:ro", f"-v {srv}/x/d:/h"]), policy)
+
+
+def test_a_bind_inside_what_a_running_container_writes_is_refused(tmp_path: Path) -> None:
+    policy = policy_from_settings({"deny_run_args": "dangerous"})
+    plan = planned(["-v", f"{tmp_path}/x/d:/host"])
+    assert not find_violations(plan, policy)
+    found = find_violations(plan, policy, writable_elsewhere=[f"{tmp_path}/x"])
+    assert [v.rule for v in found] == ["bind-swap"]
+    assert "a container on the device can write" in found[0].reason
+    # the engine's data root holds every container's layers and volumes
+    found = find_violations(planned(["-v", "/data/docker/volumes/v/_data:/v:ro"]), policy,
+                            writable_elsewhere=["/data/docker"])  # fmt: skip
+    assert [v.rule for v in found] == ["bind-swap"]
+
+
+def test_n_identical_binds_cost_no_more_than_one() -> None:
+    # issue 19: 1000 copies of one bind were judged against each other (22-31 s)
+    plan = planned(["-v", "/srv/a:/a"] * 1000)
+    calls: List[str] = []
+
+    def resolve(path: str) -> str:
+        calls.append(path)
+        return path
+
+    assert not find_violations(plan, DANGEROUS_POLICY, resolve=resolve)
+    assert calls.count("/srv/a") <= 3, "each distinct path is resolved a few times, not per copy"

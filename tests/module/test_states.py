@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import pytest
 
@@ -522,3 +522,30 @@ def test_the_journal_walks_the_phase_table(
         "downloading", "downloaded", "downloading", "downloaded",
         "installing", "rolling-back", "rolled-back", "failed",
     ]  # fmt: skip
+
+
+def test_a_bind_source_swapped_after_create_is_refused_before_start(tmp_path: Path) -> None:
+    # issue 19: the engine resolves a bind source when the container starts; the module
+    # judges the binds again just before, as they resolve then
+    srv = tmp_path / "srv"
+    (srv / "app").mkdir(parents=True)
+    device = Device(tmp_path, allow_run_args=f"safe, bind={srv}")
+    engine = device.engine
+    images, before = _world(device)
+    real_create = engine.create
+
+    def create_then_swap(*args: Any, **kwargs: Any) -> str:
+        created = real_create(*args, **kwargs)
+        if not (srv / "app").is_symlink():
+            (srv / "app").rmdir()
+            (srv / "app").symlink_to("/etc")
+        return created
+
+    device.new_deployment("r2", {"containers": images, "run_args": f"-v {srv}/app:/app:ro"})
+    device.run("Download")
+    engine.create = create_then_swap  # type: ignore[method-assign]
+    with pytest.raises(DeploymentError, match=f"policy refuses.*{srv}/app"):
+        device.run("ArtifactInstall")
+    assert not any(c.running for c in engine.containers.values() if c.args)
+    device.run("ArtifactRollback", "ArtifactFailure", "Cleanup")
+    assert engine.snapshot() == before

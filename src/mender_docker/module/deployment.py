@@ -127,9 +127,20 @@ def allowed_plan(
     """The containers to run, once the owner's policy allows every one of them.
     `everything`: every container on the device (inspected here if not given)."""
     plan = ctx.plan(meta)
+    check_policy(ctx, plan, everything)
+    return plan
+
+
+def check_policy(
+    ctx: Context,
+    plan: Sequence[PlannedContainer],
+    everything: Optional[Sequence[ContainerInfo]] = None,
+) -> None:
+    """Raise PolicyError unless the owner's policy allows `plan` on the device as
+    it is now (host paths resolved now, what containers can write now)."""
     policy = policy_from_settings(ctx.config.policy_settings())
     if not policy.active:
-        return plan
+        return
     if everything is None and policy.judges_binds:
         everything = all_containers(ctx)
     engine_dirs = ctx.engine.state_dirs() if policy.judges_binds else ()
@@ -137,13 +148,13 @@ def allowed_plan(
         plan,
         policy,
         protected=(ctx.config.journal_dir, *engine_dirs, *ctx.mender_dirs()),
-        # the engine's own directories hold every container's writable layer and volumes
+        # the engine's own directories hold every container's writable layer and volumes;
+        # a container that does not run writes nothing now (SECURITY.md: what is left)
         writable_elsewhere=[
             *engine_dirs,
-            *(path for c in everything or () for path in c.writable_binds),
+            *(path for c in everything or () if c.running for path in c.writable_binds),
         ],
     )
-    return plan
 
 
 def all_containers(ctx: Context) -> List[ContainerInfo]:

@@ -76,7 +76,7 @@ class ContainerInfo:
     health_interval: float = DEFAULT_HEALTH_INTERVAL  # seconds between HEALTHCHECK probes
     networks: Tuple[str, ...] = ()  # the networks it is (or will be, once started) on
     created: str = ""  # when it was created, RFC 3339 (the engines' events take it as --since)
-    writable_binds: Tuple[str, ...] = ()  # host paths it can write through a bind mount
+    writable_binds: Tuple[str, ...] = ()  # host paths it can write through a bind or volume
 
 
 @dataclass(frozen=True)
@@ -117,7 +117,7 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
             str(mount.get("Source"))
             for mount in data.get("Mounts") or ()
             if isinstance(mount, dict)
-            and mount.get("Type") == "bind"
+            and mount.get("Type") in ("bind", "volume")
             and mount.get("RW")
             and mount.get("Source")
         ),

@@ -27,6 +27,7 @@ from mender_docker.module.deployment import (
     all_containers,
     allowed_plan,
     check_names,
+    check_policy,
     finish_earlier_deployment,
     is_ours,
     ours_among,
@@ -161,13 +162,18 @@ def install(ctx: Context) -> None:
     stop_all(ctx, to_stop, meta.stop_timeout)
     timeout = ctx.config.health_timeout if meta.health_timeout is None else meta.health_timeout
     window = ctx.config.health_window if meta.health_window is None else meta.health_window
+    by_id = {created[item.name]: item for item in plan if item.name in created}
+
+    def start(ids: Sequence[str]) -> None:
+        # a bind source is resolved by the engine only now: judged again as it is now
+        check_policy(ctx, [by_id[i] for i in ids if i in by_id])
+        start_all(ctx, ids)
+
     if meta.depends_on:
         running = {**{c.name: c.id for c in kept}, **created}
-        gated = start_in_order(
-            ctx, plan, created, running, timeout, lambda ids: start_all(ctx, ids)
-        )
+        gated = start_in_order(ctx, plan, created, running, timeout, start)
     else:
-        start_all(ctx, deployment.created)
+        start(deployment.created)
         gated = deployment.created
     wait_healthy(ctx, gated, timeout, window)
     deployment.phase = Phase.INSTALLED

@@ -521,13 +521,19 @@ def swappable_binds(
             for form in _path_forms(normalise_path(path), resolve):
                 writable.setdefault(form, "a container on the device")
     binds: Dict[Tuple[str, str, str], Tuple[str, bool]] = {}  # (name, image, raw) -> mount
+    writers: Dict[str, str] = {}  # a writable source -> the first container writing it
+    described: Dict[int, List[Mount]] = {}  # per shared part (run_args of 1000 containers)
     for item in planned:
         for part in item.run.leaves():
-            for mount in _absolute_binds(part):
+            if id(part) not in described:
+                described[id(part)] = _absolute_binds(part)
+            for mount in described[id(part)]:
                 binds[(item.name, item.image, mount.raw)] = (mount.source, mount.readonly)
                 if not mount.readonly:
-                    for form in _path_forms(normalise_path(mount.source), resolve):
-                        writable.setdefault(form, f"container {item.name!r}")
+                    writers.setdefault(mount.source, item.name)
+    for source, name in writers.items():
+        for form in _path_forms(normalise_path(source), resolve, source):
+            writable.setdefault(form, f"container {name!r}")
     found: List[Violation] = []
     judged: Dict[Tuple[str, bool], Optional[Tuple[str, str]]] = {}  # -> (rule, detail)
     for (name, image, raw), bind in binds.items():
@@ -575,12 +581,15 @@ def _swap_problem(
     resolve: Callable[[str], str],
     lstat: Callable[[str], os.stat_result],
 ) -> Optional[Tuple[str, str]]:
-    forms = _path_forms(normalise_path(source), resolve)
-    for path, who in writable.items():
-        if path in forms and path != "/":
-            continue  # the very same directory
-        if path == "/" or any(form.startswith(path + "/") for form in forms):
-            return "bind-swap", f"it lies inside {path}, which {who} can write"
+    forms = _path_forms(normalise_path(source), resolve, source)
+    if "/" in writable:
+        return "bind-swap", f"it lies inside /, which {writable['/']} can write"
+    for form in forms:
+        parent = posixpath.dirname(form)
+        while parent != "/":  # each directory above it, by lookup: no scan of `writable`
+            if parent in writable and parent not in forms:
+                return "bind-swap", f"it lies inside {parent}, which {writable[parent]} can write"
+            parent = posixpath.dirname(parent)
     if not readonly:
         link = symlink_on_path(source, lstat)
         if link is not None:
@@ -588,10 +597,13 @@ def _swap_problem(
     return None
 
 
-def _path_forms(path: str, resolve: Callable[[str], str]) -> Tuple[str, ...]:
-    """A host path as written (normalised) and as this device resolves it."""
+def _path_forms(
+    path: str, resolve: Callable[[str], str], written: Optional[str] = None
+) -> Tuple[str, ...]:
+    """A host path normalised, and as this device resolves it (`written`: the path
+    as the artifact wrote it, if it differs: /a/link/.. is not /a to the kernel)."""
     try:
-        resolved = normalise_path(resolve(path))
+        resolved = normalise_path(resolve(written or path))
     except (OSError, ValueError):
         resolved = path
     return tuple(dict.fromkeys((path, resolved)))
@@ -819,18 +831,12 @@ def _mount_mount(use: Use) -> Mount:
 
 def _bind_paths(access: Access, resolve: Callable[[str], str]) -> Dict[str, Tuple[str, ...]]:
     """For each bind's raw argument, its host source as written (normalised) and as
-    the kernel resolves it here."""
+    the kernel resolves it here; N copies of one argument count once (else quadratic)."""
     out: Dict[str, Tuple[str, ...]] = {}
     for mount in access.mounts:
-        if mount.kind != "bind" or not mount.source.startswith("/"):
+        if mount.kind != "bind" or not mount.source.startswith("/") or mount.raw in out:
             continue
-        written = normalise_path(mount.source)
-        try:
-            resolved = normalise_path(resolve(mount.source))
-        except (OSError, ValueError):
-            resolved = written
-        # N copies of one argument add nothing: keep each form once (else quadratic)
-        out[mount.raw] = tuple(dict.fromkeys((*out.get(mount.raw, ()), written, resolved)))
+        out[mount.raw] = _path_forms(normalise_path(mount.source), resolve, mount.source)
     return out
 
 
