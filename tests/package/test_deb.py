@@ -205,6 +205,10 @@ def test_the_package_diverts_the_module_and_puts_the_original_back(
     dpkg("-i", str(mender_client_deb(tmp_path)))
     assert MODULE.read_bytes() == packaged
     assert DISTRIB.read_bytes() == host.original
+    # and so does an upgrade of ours (here: the same version again)
+    dpkg("-i", str(deb))
+    assert MODULE.read_bytes() == packaged and DISTRIB.read_bytes() == host.original
+    assert diversions() == [f"diversion of {MODULE} to {DISTRIB} by {PACKAGE}"]
 
     host.make_data_dir(Phase.INSTALLED)  # a deployment under way
     dpkg("-r", PACKAGE)
