@@ -1036,6 +1036,8 @@ def _parser_mutants(p: str, signer: str) -> None:
       valid=True)
     m("header-info-keys-case", mod, header_text(hi, lambda d: d.replace(
         b'"payloads"', b'"Payloads"')), valid=True, says="unknown key 'Payloads'")
+    m("type-info-keys-case", mod, header_text(ti, lambda d: d.replace(
+        b'"artifact_provides"', b'"Artifact_Provides"')), valid=True)
     m("provides-null", mod, header_json(hi, put("artifact_provides", value=None)),
       valid=True, says="artifact_provides is missing")
     m("provides-no-name", mod, header_json(hi, put("artifact_provides", value={})),

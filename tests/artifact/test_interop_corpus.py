@@ -76,6 +76,9 @@ _DSA = "mender-artifact (3.9 and 4.0) loads no DSA public key either ('unsupport
     "key type', exit 0, nothing checked); we refuse the key in one line"
 _KEYS_CASE = "Go's JSON decoder matches keys ignoring case ('Payloads', 'Format'); we match them " \
     "exactly, as the C++ client (mender-update) does, which refuses these"
+_KEYS_CASE_TYPE_INFO = "type-info keys in another case ('Artifact_Provides'): Go's decoder " \
+    "takes them as the known key and shows those provides; type-info's unknown keys are " \
+    "taken, so we (and the C++ client, whose keys match exactly) pass it over"
 _NAMELESS = "mender-artifact reads an artifact with no artifact_provides, no artifact_name or no " \
     "artifact_depends (null); the C++ client refuses each, and so do we"
 _TRAILING = "mender-artifact decodes the first JSON value of a member and ignores what follows; " \
@@ -117,6 +120,7 @@ DELIBERATE: Dict[str, str] = {
         ("meta-not-utf8", _NOT_UNICODE), ("type-info-type-other", _TYPE_DIFFERS),
         ("bootstrap-type-info-docker", _TYPE_DIFFERS), ("type-info-missing", _HEADER_ORDER),
         ("meta-before-type-info", _HEADER_ORDER), ("meta-twice", _HEADER_ORDER))},
+    **{f"mut-{v}-type-info-keys-case:provides": _KEYS_CASE_TYPE_INFO for v in ("w39", "w40")},
     "w39-signed-rsa-with-dsa": _DSA,
     "w40-signed-rsa-with-dsa": _DSA,
     "w39-signed-rsa-with-ed25519": _ED25519,
