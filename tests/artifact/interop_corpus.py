@@ -29,7 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
-from mender_docker.artifact import ArtifactSpec, PayloadFile, load_private_key, write_artifact
+from mender_docker.artifact import (
+    ArtifactSpec,
+    PayloadFile,
+    load_private_key,
+    sign_manifest,
+    write_artifact,
+)
 from tests.artifact.helpers import Member, openssl
 from tests.realstack import require, run
 
@@ -57,6 +63,10 @@ def make_interop_keys(directory: Path) -> Dict[str, Path]:
             openssl("rsa", "-in", str(private), "-pubout", "-out", str(public))
         openssl("pkcs8", "-topk8", "-nocrypt", "-in", str(private), "-out", str(pkcs8))
         keys.update({name: private, f"{name}_p8": pkcs8, f"{name}_pub": public})
+    # DSA: no reader takes it (see the *-with-dsa cases)
+    keys["dsa"], keys["dsa_pub"] = directory / "dsa.pem", directory / "dsa_pub.pem"
+    openssl("dsaparam", "-genkey", "-out", str(keys["dsa"]), "2048")
+    openssl("dsa", "-in", str(keys["dsa"]), "-pubout", "-out", str(keys["dsa_pub"]))
     # Ed25519: neither reference version loads it (see the *-with-ed25519 cases)
     keys["ed25519"], keys["ed25519_pub"] = directory / "ed25519.pem", directory / "ed25519_pub.pem"
     openssl("genpkey", "-algorithm", "ed25519", "-out", str(keys["ed25519"]))
@@ -470,6 +480,72 @@ def missing_line(m: bytes) -> bytes:
                     or b"a.txt" not in line)
 
 
+# -- mutants that reach the parser: re-hashed (above) and re-signed ------------------------------
+
+def resign(raw: bytes, key: Path) -> bytes:
+    """The artifact with its manifest signed by `key`: manifest.sig put right after the
+    manifest, or replaced there."""
+    items = [(i.name, d) for i, d in outer_members(raw) if i.name != "manifest.sig"]
+    where = next(n for n, (name, _) in enumerate(items) if name == "manifest")
+    signature = sign_manifest(items[where][1], load_private_key(key))
+    return pack(items[:where + 1] + [("manifest.sig", signature)] + items[where + 1:])
+
+
+def header_text(member: str, edit: Callable[[bytes], bytes]) -> Mutation:
+    """header.tar re-packed with one member's bytes changed by `edit`; re-hashed."""
+    def change(files: List[Member]) -> List[Member]:
+        return [(n, edit(d) if n == member else d) for n, d in files]
+    return replace_member("header.tar", header_files(change))
+
+
+def header_json(member: str, edit: Callable[[Any], None]) -> Mutation:
+    """header.tar re-packed with one JSON member changed in place by `edit`; re-hashed."""
+    def change(raw: bytes) -> bytes:
+        value = json.loads(raw)
+        edit(value)
+        return json.dumps(value).encode()
+    return header_text(member, change)
+
+
+def version_text(text: bytes) -> Mutation:
+    return replace_member("version", lambda n, d: text)
+
+
+def put(*path: Any, value: Any) -> Callable[[Any], None]:
+    """Set `value` at `path` (keys and list indexes) in a JSON value; missing objects on
+    the way are made."""
+    def edit(obj: Any) -> None:
+        for key in path[:-1]:
+            obj = obj[key] if isinstance(obj, list) else obj.setdefault(key, {})
+        obj[path[-1]] = value
+    return edit
+
+
+def drop(*names: str) -> Callable[[List[Member]], List[Member]]:
+    return lambda files: [(n, d) for n, d in files if n not in names]
+
+
+def signature_text(edit: Callable[[bytes], bytes]) -> Mutation:
+    """manifest.sig's text changed (the signature itself stays the same bytes)."""
+    return replace_member("manifest.sig", lambda n, d: edit(d), recompute=False)
+
+
+def duplicate(prefix: str) -> Mutation:
+    def mutate(raw: bytes) -> bytes:
+        items = [(i.name, d) for i, d in outer_members(raw)]
+        at = next(n for n, (name, _) in enumerate(items) if name.startswith(prefix))
+        return pack(items[:at + 1] + [items[at]] + items[at + 1:])
+    return mutate
+
+
+def chain(*mutations: Mutation) -> Mutation:
+    def mutate(raw: bytes) -> bytes:
+        for mutation in mutations:
+            raw = mutation(raw)
+        return raw
+    return mutate
+
+
 # -- the cases -------------------------------------------------------------------------------
 
 Maker = Callable[["CorpusBuilder", Path], Path]
@@ -488,6 +564,7 @@ class CaseSpec:
     v39: Optional[bool] = None  # 3.9's verdict where it differs from 4.0's
     bomb: bool = False  # an inner tar followed by ZERO_PADDING zeros
     base: Optional[str] = None  # the case a mutant is made from
+    says: str = ""  # words our refusal must contain (the field at fault)
 
 
 @dataclass
@@ -571,6 +648,15 @@ def same_as(source: str) -> Maker:
 def mutant(source: str, mutation: Mutation) -> Maker:
     def make(b: CorpusBuilder, out: Path) -> Path:
         out.write_bytes(mutation(b.get(source).read_bytes()))
+        return out
+    return make
+
+
+def signed_mutant(source: str, mutation: Mutation, key: str) -> Maker:
+    """A mutant re-signed with `key`, so a signature check cannot stop it before the
+    parser does."""
+    def make(b: CorpusBuilder, out: Path) -> Path:
+        out.write_bytes(resign(mutation(b.get(source).read_bytes()), b.keys[key]))
         return out
     return make
 
@@ -734,6 +820,9 @@ def _reference_cases(version: str) -> None:
          key="ed25519_pub")
     case(f"{p}-unsigned-with-ed25519", "keys", version, same_as(f"{p}-module-docker"),
          key="ed25519_pub")
+    # nor a DSA key (the same message, exit 0); we refuse it
+    case(f"{p}-signed-rsa-with-dsa", "keys", version, same_as(f"{p}-signed-rsa2048"),
+         key="dsa_pub")
     # `sign` of an existing artifact
     case(f"{p}-sign-rsa", "sign", version, ref_sign(version, f"{p}-module-docker", "rsa2048"),
          key="rsa2048_pub")
@@ -877,10 +966,139 @@ def _mutants() -> None:
     m("ours-flip-data-gz", "ours-gzip", flip("data/0000.tar", 0.5))
 
 
+def _parser_mutants(p: str, signer: str) -> None:
+    """Header JSON and `version` mutants of `p`'s artifacts: re-hashed and re-signed with
+    `signer`, so that each fault reaches the parser."""
+    hi, ti, md = "header-info", "headers/0000/type-info", "headers/0000/meta-data"
+    header = "header.tar"
+
+    def m(name: str, base: str, mutation: Mutation, valid: bool = False,
+          **kw: Any) -> None:
+        case(f"mut-{p}-{name}", "parser", "crafted",
+             signed_mutant(f"{p}-{base}", mutation, signer), valid=valid,
+             base=f"{p}-{base}", key=f"{signer}_pub", **kw)
+
+    def meta(text: bytes) -> Mutation:
+        return header_text(md, lambda d: text)
+
+    mod = "module-docker"
+    # a null payload type: a bootstrap artifact, which has no payload and no meta-data
+    m("null-type-with-payload", mod, chain(
+        header_json(hi, put("payloads", 0, "type", value=None)),
+        header_json(ti, put("type", value=None)),
+        replace_member(header, header_files(drop(md)))), says="payload type is null")
+    m("bootstrap-with-payload", "bootstrap", add_data_file("a.txt", PAYLOADS["a.txt"]),
+      says="payload type is null")
+    m("bootstrap-with-meta-data", "bootstrap", replace_member(header, header_files(
+        lambda files: files + [(md, b'{"a":1}')])), says="bootstrap")
+    # header-info: device types, provides and depends of the wrong kind
+    m("device-type-empty", mod, header_json(hi, put(
+        "artifact_depends", "device_type", value=[])), says="device_type")
+    m("device-type-string", mod, header_json(hi, put(
+        "artifact_depends", "device_type", value="dev1")), says="device_type")
+    for key in ("artifact_name", "artifact_group"):
+        word = key.split("_")[1]
+        m(f"depends-{word}-string", mod, header_json(hi, put(
+            "artifact_depends", key, value="x")), says=f"artifact_depends.{key}")
+        m(f"depends-{word}-numbers", mod, header_json(hi, put(
+            "artifact_depends", key, value=[1])), says=f"artifact_depends.{key}")
+        m(f"provides-{word}-list", mod, header_json(hi, put(
+            "artifact_provides", key, value=["x"])), says=f"artifact_provides.{key}")
+    m("provides-name-number", mod, header_json(hi, put(
+        "artifact_provides", "artifact_name", value=5)),
+      says="artifact_name must be a string")
+    m("depends-unknown-key", mod, header_json(hi, put(
+        "artifact_depends", "other", value=["x"])), valid=True)
+    m("type-info-provides-list", mod, header_json(ti, put(
+        "artifact_provides", "x", value=["a"])), says="'x' must be a string")
+    m("type-info-depends-number", mod, header_json(ti, put(
+        "artifact_depends", "x", value=1)), says="'x' must be a string or a list")
+    m("type-info-clears-string", mod, header_json(ti, put(
+        "clears_artifact_provides", value="a")), says="clears_artifact_provides")
+    # unknown keys: refused in version and header-info, taken in type-info
+    m("version-unknown-key", mod, version_text(b'{"format":"mender","version":3,"x":1}'),
+      says="unknown key 'x'")
+    m("header-info-unknown-key", mod, header_json(hi, put("x", value=1)),
+      says="unknown key 'x'")
+    m("provides-unknown-key", mod, header_json(hi, put(
+        "artifact_provides", "x", value="y")), says="unknown key 'x'")
+    m("payload-unknown-key", mod, header_json(hi, put("payloads", 0, "x", value=1)),
+      says="unknown key 'x'")
+    m("type-info-unknown-key", mod, header_json(ti, put("x", value=1)), valid=True)
+    # numbers a 64-bit float cannot hold, and what is not JSON
+    for name, text in (("1e400", b"1e400"), ("minus-1e400", b"-1e400"),
+                       ("400-digits", b"1" + b"0" * 400), ("nan", b"NaN"),
+                       ("infinity", b"Infinity"), ("list-1e400", b"[1e400]")):
+        m(f"meta-{name}", mod, meta(b'{"n":' + text + b"}"), says="meta-data")
+    m("meta-1e-400", mod, meta(b'{"n":1e-400}'), valid=True)  # underflows to 0
+    # deliberate differences: JSON the reference takes and we do not (DELIBERATE)
+    m("version-keys-case", mod, version_text(b'{"Format":"mender","Version":3}'),
+      valid=True)
+    m("header-info-keys-case", mod, header_text(hi, lambda d: d.replace(
+        b'"payloads"', b'"Payloads"')), valid=True, says="unknown key 'Payloads'")
+    m("type-info-keys-case", mod, header_text(ti, lambda d: d.replace(
+        b'"artifact_provides"', b'"Artifact_Provides"')), valid=True)
+    m("provides-null", mod, header_json(hi, put("artifact_provides", value=None)),
+      valid=True, says="artifact_provides is missing")
+    m("provides-no-name", mod, header_json(hi, put("artifact_provides", value={})),
+      valid=True, says="artifact_name is missing")
+    m("depends-null", mod, header_json(hi, put("artifact_depends", value=None)),
+      valid=True, says="artifact_depends is missing")
+    m("depends-unknown-1e400", mod, header_text(hi, lambda d: d.replace(
+        b'"artifact_depends":{', b'"artifact_depends":{"x":1e400,')), valid=True,
+      says="out of range")
+    for member, word in ((hi, "header-info"), (ti, "type-info"), (md, "meta")):
+        m(f"{word}-trailing-text", mod, header_text(member, lambda d: d + b" x"),
+          valid=True, says="not valid JSON")
+    m("meta-lone-surrogate", mod, meta(b'{"n":"\\ud800"}'), valid=True,
+      says="surrogate")
+    m("meta-not-utf8", mod, meta(b'{"n":"\xff"}'), valid=True, says="not valid JSON")
+    m("type-info-type-other", mod, header_json(ti, put("type", value="other")),
+      valid=True, says="differs")
+    m("bootstrap-type-info-docker", "bootstrap", header_json(ti, put(
+        "type", value="docker")), valid=True, says="differs")
+    # type-info and meta-data: one of each, type-info first (the C++ client's rule)
+    m("type-info-missing", mod, replace_member(header, header_files(drop(ti))),
+      valid=True, says="type-info is missing")
+    m("type-info-and-meta-missing", mod, replace_member(header, header_files(drop(ti, md))),
+      says="type-info is missing")
+    m("meta-before-type-info", mod, replace_member(header, header_files(
+        lambda files: files[:-2] + files[-1:] + files[-2:-1])), valid=True,
+      says="comes before")
+    m("meta-twice", mod, replace_member(header, header_files(
+        lambda files: files + files[-1:])), valid=True, says="appears twice")
+
+
+
+def _signature_mutants(base: str) -> None:
+    """manifest.sig's text: line breaks are skipped, anything else is not base64."""
+    p = base[:3]
+
+    def s(name: str, mutation: Mutation, valid: bool = False, says: str = "") -> None:
+        case(f"mut-{p}-{name}", "parser", "crafted", mutant(base, mutation), valid=valid,
+             base=base, key=CASES[base].key, says=says)
+
+    s("sig-leading-space", signature_text(lambda t: b" " + t), says="not base64")
+    s("sig-trailing-space", signature_text(lambda t: t + b" "), says="not base64")
+    s("sig-trailing-tab", signature_text(lambda t: t + b"\t"), says="not base64")
+    s("sig-trailing-newline", signature_text(lambda t: t + b"\n"), valid=True)
+    s("sig-leading-crlf", signature_text(lambda t: b"\r\n" + t), valid=True)
+    s("sig-wrapped-64", signature_text(lambda t: b"\n".join(
+        t[i:i + 64] for i in range(0, len(t), 64)) + b"\n"), valid=True)
+    s("sig-no-padding", signature_text(lambda t: t.rstrip(b"=") if t.endswith(b"=")
+                                       else t[:-1]), says="not base64")
+    s("manifest-twice-with-key", duplicate("manifest"),
+      says="'manifest' appears twice")
+
+
 for _version in VERSIONS:
     _reference_cases(_version)
 _our_cases()
 _mutants()
+_parser_mutants("w39", "rsa2048")
+_parser_mutants("w40", "ec")
+_signature_mutants("w39-signed-rsa2048")
+_signature_mutants("w40-signed-ec")
 
 
 # -- what the reference writers refuse ---------------------------------------------------------

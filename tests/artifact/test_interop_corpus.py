@@ -72,6 +72,26 @@ _AFTER_END = "mender-artifact ignores what follows a tar's end-of-archive marker
 _FORMAT = "mender-artifact takes any non-empty 'format' in 'version'; we want 'mender'"
 _SCRIPTS = "mender-artifact's writers refuse this script name ('Invalid script name' / " \
     "'Unsupported script state') but its reader does not check; we check on read too"
+_DSA = "mender-artifact (3.9 and 4.0) loads no DSA public key either ('unsupported public " \
+    "key type', exit 0, nothing checked); we refuse the key in one line"
+_KEYS_CASE = "Go's JSON decoder matches keys ignoring case ('Payloads', 'Format'); we match them " \
+    "exactly, as the C++ client (mender-update) does, which refuses these"
+_KEYS_CASE_TYPE_INFO = "type-info keys in another case ('Artifact_Provides'): Go's decoder " \
+    "takes them as the known key and shows those provides; type-info's unknown keys are " \
+    "taken, so we (and the C++ client, whose keys match exactly) pass it over"
+_NAMELESS = "mender-artifact reads an artifact with no artifact_provides, no artifact_name or no " \
+    "artifact_depends (null); the C++ client refuses each, and so do we"
+_TRAILING = "mender-artifact decodes the first JSON value of a member and ignores what follows; " \
+    "we hold each member to one JSON value, as the C++ client does"
+_UNUSED_NUMBER = "mender-artifact refuses 1e400 where it decodes it, and skips it in an unknown " \
+    "artifact_depends key; we keep (and show) every key, so we refuse it everywhere"
+_NOT_UNICODE = "Go replaces a lone surrogate or invalid UTF-8 with U+FFFD (the meta-data changes " \
+    "silently); we refuse text that is not Unicode"
+_TYPE_DIFFERS = "mender-artifact ignores a type-info type that differs from header-info's; it " \
+    "leaves the payload's type in doubt, and 4.3.1 and the C++ client refuse it; so do we"
+_HEADER_ORDER = "mender-artifact takes meta-data before type-info, either twice (the last wins) " \
+    "or no type-info at all; the C++ client wants one type-info, then at most one meta-data, " \
+    "and so do we"
 _BLANK = "mender-artifact skips blank manifest lines; none of its writers writes one, and " \
     "we hold the manifest to its grammar (<sha256>  <name> LF lines)"
 
@@ -91,6 +111,18 @@ DELIBERATE: Dict[str, str] = {
     "w40-v2-rootfs": _V2,
     "w39-signed-no-key": _NO_KEY,
     "w40-signed-no-key": _NO_KEY,
+    **{f"mut-{v}-{case}": why for v in ("w39", "w40") for case, why in (
+        ("version-keys-case", _KEYS_CASE), ("header-info-keys-case", _KEYS_CASE),
+        ("provides-null", _NAMELESS), ("provides-no-name", _NAMELESS),
+        ("depends-null", _NAMELESS), ("depends-unknown-1e400", _UNUSED_NUMBER),
+        ("header-info-trailing-text", _TRAILING), ("type-info-trailing-text", _TRAILING),
+        ("meta-trailing-text", _TRAILING), ("meta-lone-surrogate", _NOT_UNICODE),
+        ("meta-not-utf8", _NOT_UNICODE), ("type-info-type-other", _TYPE_DIFFERS),
+        ("bootstrap-type-info-docker", _TYPE_DIFFERS), ("type-info-missing", _HEADER_ORDER),
+        ("meta-before-type-info", _HEADER_ORDER), ("meta-twice", _HEADER_ORDER))},
+    **{f"mut-{v}-type-info-keys-case:provides": _KEYS_CASE_TYPE_INFO for v in ("w39", "w40")},
+    "w39-signed-rsa-with-dsa": _DSA,
+    "w40-signed-rsa-with-dsa": _DSA,
     "w39-signed-rsa-with-ed25519": _ED25519,
     "w40-signed-rsa-with-ed25519": _ED25519,
     "w39-unsigned-with-ed25519": _ED25519,
@@ -243,6 +275,9 @@ def test_verdict(judge: Judge, case_id: str) -> None:
         if theirs.accepted != ours.accepted and not deliberate(case_id, version):
             disagreements.append(f"mender-artifact {version} {theirs} -- ours {ours}")
     assert not disagreements, "\n".join(disagreements)
+    says = CASES[case_id].says
+    assert not says or (not ours.accepted and says in ours.message), \
+        f"our refusal should name {says!r}: ours {ours}"
 
 
 @pytest.mark.parametrize("case_id", list(CASES))
@@ -365,6 +400,27 @@ def test_mender_docker_validate(judge: Judge, case_id: str,
         assert "signature verified" in out
     if case_id.endswith("signed-no-key"):
         assert "NOT verified" in out
+
+
+def test_read_json_prints_strict_json(judge: Judge, capsys: pytest.CaptureFixture[str]) -> None:
+    """`mender-docker read --json` on every case we accept: JSON with no NaN or Infinity,
+    the header-info and meta-data as the library found them."""
+    from mender_docker.cli.main import main
+
+    def no_constant(name: str) -> Any:
+        raise AssertionError(f"{name} is not JSON")
+
+    accepted = [c for c in CASES if judge.ours(c)[0].accepted]
+    assert len(accepted) > 100
+    for case_id in accepted:
+        status = main(["read", "--json", str(judge.paths[case_id]), *judge.key_args(case_id)])
+        out, err = capsys.readouterr()
+        assert status == 0, f"{case_id}: {err}"
+        shown = json.loads(out, parse_constant=no_constant)
+        info = judge.ours(case_id)[1]
+        assert info is not None
+        assert shown["header_info"] == info.header_info, case_id
+        assert shown["meta_data"] == info.meta_data, case_id
 
 
 class _Counting:

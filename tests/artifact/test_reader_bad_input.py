@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
-from typing import Callable, Dict
+from typing import Any, Callable, Dict
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.artifact.crafting import (
     DIRECTORY,
     FIFO,
     HARDLINK,
+    HEADER_INFO,
     SYMLINK,
     Crafted,
     gz,
@@ -52,6 +54,17 @@ def _outer_kind(name: str, kind: bytes) -> Callable[[], bytes]:
 
 def _replace(name: str, data: bytes) -> Callable[[], bytes]:
     return _with_members(lambda ms: [(n, data if n == name else d) for n, d in ms])
+
+
+def _header_info(edit: Callable[[Dict[str, Any]], None]) -> Callable[[], bytes]:
+    info = json.loads(json.dumps(HEADER_INFO))
+    edit(info)
+    return _crafted(header_files=[("header-info", json.dumps(info).encode())]
+                    + Crafted().header_files[1:])
+
+
+def _meta(raw: bytes) -> Callable[[], bytes]:
+    return _crafted(header_files=Crafted().header_files[:2] + [("headers/0000/meta-data", raw)])
 
 
 BIG = 1 << 20
@@ -137,6 +150,32 @@ CASES: Dict[str, tuple] = {  # type: ignore[type-arg]
         ("headers/0000/other", b"1")]), "unknown member"),
     "bad script name": (_crafted(header_files=Crafted().header_files[:1] + [
         ("scripts/evil", b"1")] + Crafted().header_files[1:]), "state script name"),
+    # each names the field at fault (as mender-artifact 3.9 and 4.0 refuse each)
+    "artifact_name a number": (_header_info(lambda i: i["artifact_provides"].update(
+        artifact_name=5)), "artifact_provides.artifact_name must be a string, not a number"),
+    "device_type empty": (_header_info(lambda i: i["artifact_depends"].update(
+        device_type=[])), "artifact_depends.device_type is missing or empty"),
+    "depends artifact_name a string": (_header_info(lambda i: i["artifact_depends"].update(
+        artifact_name="prev")), "artifact_depends.artifact_name must be a list of strings"),
+    "header-info unknown key": (_header_info(lambda i: i.update(extra=1)),
+                                "header-info: unknown key 'extra'"),
+    "null payload type with a payload": (_crafted(header_files=[
+        ("header-info", json.dumps({**HEADER_INFO, "payloads": [{"type": None}]}).encode()),
+        ("headers/0000/type-info", b'{"type":null}')]), "payload type is null"),
+    "type-info provides a list": (_crafted(header_files=[
+        Crafted().header_files[0], ("headers/0000/type-info", b'{"artifact_provides":'
+                                    b'{"k":["a"]}}')]), "'k' must be a string, not a list"),
+    "version unknown key": (_crafted(version=b'{"format":"mender","version":3,"x":1}'),
+                            "member 'version': unknown key 'x'"),
+    "meta-data 1e400": (_meta(b'{"n":1e400}'), "meta-data: the number 1e400 is out of range"),
+    "meta-data NaN": (_meta(b'{"n":NaN}'), "meta-data: NaN is not JSON"),
+    "meta-data lone surrogate": (_meta(b'{"n":"\\udc00"}'), "surrogate"),
+    "meta-data without type-info": (_crafted(header_files=[
+        Crafted().header_files[0], Crafted().header_files[2]]),
+        "headers/0000/type-info is missing"),
+    "meta-data before type-info": (_crafted(header_files=[
+        Crafted().header_files[0], Crafted().header_files[2], Crafted().header_files[1]]),
+        "'headers/0000/meta-data' comes before 'headers/0000/type-info'"),
     "data tar garbage": (_replace("data/0000.tar.gz", b"\x1f\x8b" + b"\xff" * 300), "corrupt"),
     "header tar garbage": (_replace("header.tar.gz", gz(b"x" * 700)), "does not match"),
 }
@@ -227,6 +266,37 @@ def test_key_given_but_unsigned(tmp_path: Path, keys: Dict[str, Path]) -> None:
     path.write_bytes(Crafted().build())
     with pytest.raises(SignatureError, match="not signed"):
         read_artifact(path, verify_key=load_public_key(keys["ec_pub"]))
+
+
+def test_manifest_twice_is_named_also_with_a_key(tmp_path: Path, keys: Dict[str, Path]) -> None:
+    c = Crafted()
+    c.signature = sign_manifest(c.manifest(), load_private_key(keys["ec"]))
+    ms = c.members()
+    path = tmp_path / "twice.mender"
+    path.write_bytes(c.build(ms[:2] + [ms[1]] + ms[2:]))
+    for key in (None, load_public_key(keys["ec_pub"])):
+        with pytest.raises(ArtifactError, match="member 'manifest' appears twice"):
+            read_artifact(path, verify_key=key)
+
+
+@pytest.mark.parametrize("edit,words", [
+    (lambda s: b" " + s, "' ' at byte 0"), (lambda s: s + b"\t", "'\\t' at byte"),
+    (lambda s: s.rstrip(b"="), "bad length or padding")])
+def test_signature_text_beyond_line_breaks_is_refused(
+        tmp_path: Path, keys: Dict[str, Path], edit: Callable[[bytes], bytes],
+        words: str) -> None:
+    """Line breaks anywhere are skipped (as Go's decoder does); spaces and tabs are not."""
+    c = Crafted()
+    signature = sign_manifest(c.manifest(), load_private_key(keys["rsa"]))
+    path = tmp_path / "s.mender"
+    c.signature = b"\r\n".join(signature[i:i + 64] for i in range(0, len(signature), 64))
+    path.write_bytes(c.build())
+    read_artifact(path, verify_key=load_public_key(keys["rsa_pub"]))
+    c.signature = edit(signature)
+    path.write_bytes(c.build())
+    with pytest.raises(SignatureError, match="manifest.sig is not base64") as caught:
+        read_artifact(path, verify_key=load_public_key(keys["rsa_pub"]))
+    assert words in str(caught.value)
 
 
 @pytest.mark.parametrize("signature", [b"!!!not base64", b"", b"QUJD"])

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 from pathlib import Path
-from typing import Dict
+from typing import Any, Dict
 
 import pytest
 
@@ -96,3 +98,40 @@ def test_unusable_keys_are_refused(tmp_path: Path, keys: Dict[str, Path]) -> Non
         load_private_key(keys["ec_pub"])  # a public key cannot sign
     with pytest.raises(FileNotFoundError):
         load_private_key(tmp_path / "missing.pem")
+
+
+def test_a_dsa_key_is_refused_in_one_line_without_warnings(
+        tmp_path: Path, keys: Dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cryptography` may warn that a key kind (DSA) is deprecated: the user sees our one
+    line only. The loader is made to warn here, whatever this cryptography does."""
+    import warnings
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.utils import CryptographyDeprecationWarning
+
+    private, public = tmp_path / "dsa.pem", tmp_path / "dsa_pub.pem"
+    openssl("dsaparam", "-genkey", "-out", str(private), "2048")
+    openssl("dsa", "-in", str(private), "-pubout", "-out", str(public))
+    for name in ("load_pem_public_key", "load_pem_private_key"):
+        real = getattr(serialization, name)
+
+        def warning_first(*args: Any, _real: Any = real, **kw: Any) -> Any:
+            warnings.warn("DSA is deprecated", CryptographyDeprecationWarning, stacklevel=2)
+            return _real(*args, **kw)
+
+        monkeypatch.setattr(serialization, name, warning_first)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        for load, path in ((load_public_key, public), (load_public_key, private),
+                           (load_private_key, private)):
+            with pytest.raises(SignatureError, match="unsupported key type DSA"):
+                load(path)
+        load_public_key(keys["rsa_pub"])
+    assert not seen, [str(w.message) for w in seen]
+    artifact = write_sample(tmp_path / "a.mender")
+    result = subprocess.run([sys.executable, "-W", "always", "-m", "mender_docker.cli.main",
+                             "validate", "-k", str(public), str(artifact)],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "mender-docker validate: error: public key: unsupported key type DSAPublicKey"]

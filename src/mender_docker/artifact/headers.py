@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -120,10 +121,64 @@ def build_header_files(spec: ArtifactSpec) -> List[Tuple[str, bytes]]:
 
 
 def parse_json(raw: bytes, where: str) -> Any:
+    """One JSON value, held to what Go's encoding/json (mender-artifact) takes: numbers are
+    finite doubles (no NaN, Infinity or 1e400), text is Unicode (no lone surrogates).
+    `read --json` can then print every value it was given as JSON."""
+    def constant(name: str) -> Any:
+        raise ArtifactError(f"{where}: {name} is not JSON")
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ArtifactError(f"{where}: the number {text[:24]}{'...' if len(text) > 24 else ''}"
+                                " is out of range (more than a 64-bit float holds)")
+        return value
+
+    def integer(text: str) -> int:
+        number(text)
+        return int(text)
+
     try:
-        return json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_constant=constant, parse_float=number,
+                           parse_int=integer)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ArtifactError(f"{where} is not valid JSON: {exc}") from None
+    if _has_surrogate(value):
+        raise ArtifactError(f"{where}: a string holds a lone UTF-16 surrogate (\\udXXX), "
+                            "which is not Unicode text")
+    return value
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _has_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return bool(_SURROGATE.search(value))
+    if isinstance(value, list):
+        return any(_has_surrogate(item) for item in value)
+    if isinstance(value, dict):
+        return any(_has_surrogate(k) or _has_surrogate(v) for k, v in value.items())
+    return False
+
+
+def check_keys(value: Dict[str, Any], known: Tuple[str, ...], where: str) -> None:
+    """mender-artifact decodes these objects refusing unknown keys; so do we (keys match
+    exactly: Go's decoder ignores case, the C++ client does not)."""
+    for key in value:
+        if key not in known:
+            raise ArtifactError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+
+
+def _kind(value: Any) -> str:
+    return "null" if value is None else {str: "a string", list: "a list", dict: "an object",
+                                         bool: "a boolean"}.get(type(value), "a number")
+
+
+def _string_list(value: Any, where: str) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ArtifactError(f"{where} must be a list of strings, not {_kind(value)}")
+    return value
 
 
 def parse_header_info(raw: bytes) -> Dict[str, Any]:
@@ -132,6 +187,7 @@ def parse_header_info(raw: bytes) -> Dict[str, Any]:
     info = parse_json(raw, "header-info")
     if not isinstance(info, dict):
         raise ArtifactError("header-info is not a JSON object")
+    check_keys(info, ("payloads", "artifact_provides", "artifact_depends"), "header-info")
     payloads = info.get("payloads")
     if not isinstance(payloads, list) or not payloads:
         raise ArtifactError("header-info: 'payloads' is missing or empty")
@@ -140,35 +196,56 @@ def parse_header_info(raw: bytes) -> Dict[str, Any]:
                             "payload are supported")
     if not isinstance(payloads[0], dict) or "type" not in payloads[0]:
         raise ArtifactError("header-info: the payload has no 'type'")
+    check_keys(payloads[0], ("type",), "header-info payloads[0]")
     payload_type = payloads[0]["type"]
     if payload_type is not None and not isinstance(payload_type, str):
         raise ArtifactError("header-info: the payload type is not a string or null")
     if payload_type == "":
         raise ArtifactError("header-info: the payload type is empty (null means no payload)")
     provides = info.get("artifact_provides")
-    if not isinstance(provides, dict) or not isinstance(provides.get("artifact_name"), str):
+    if not isinstance(provides, dict):
+        raise ArtifactError("header-info: artifact_provides is missing")
+    check_keys(provides, ("artifact_name", "artifact_group"), "header-info artifact_provides")
+    if "artifact_name" not in provides:
         raise ArtifactError("header-info: artifact_provides.artifact_name is missing")
-    group = provides.get("artifact_group")
-    if group is not None and not isinstance(group, str):
-        raise ArtifactError("header-info: artifact_provides.artifact_group is not a string")
+    for key in ("artifact_name", "artifact_group"):
+        value = provides.get(key)
+        if not isinstance(value, str) and not (key == "artifact_group" and value is None):
+            raise ArtifactError(f"header-info: artifact_provides.{key} must be a string, "
+                                f"not {_kind(value)}")
     depends = info.get("artifact_depends")
     if not isinstance(depends, dict):
         raise ArtifactError("header-info: artifact_depends is missing")
-    _check_string_list(depends.get("device_type"), "header-info: artifact_depends.device_type")
+    devices = depends.get("device_type")
+    if devices is None or devices == []:
+        raise ArtifactError("header-info: artifact_depends.device_type is missing or empty "
+                            "(an artifact names the device types it is for)")
+    _string_list(devices, "header-info: artifact_depends.device_type")
+    # Other keys are not checked by the reference: it drops them.
+    for key in ("artifact_name", "artifact_group"):
+        if depends.get(key) is not None:
+            _string_list(depends[key], f"header-info: artifact_depends.{key}")
     return info
 
 
 def parse_type_info(raw: bytes, payload_type: Optional[str]) -> Dict[str, Any]:
     """type-info as read. Its type must be header-info's, or empty: mender-artifact before
     4.3.1 writes `"type": ""` into every rootfs-image artifact, and the Mender client then
-    goes by header-info (so do we)."""
+    goes by header-info (so do we). Unknown keys pass: the reference's payload handlers
+    take them."""
     info = parse_json(raw, "type-info")
     if not isinstance(info, dict):
         raise ArtifactError("type-info is not a JSON object")
     if info.get("type") not in (payload_type, "", None):
         raise ArtifactError(f"type-info type {info.get('type')!r} differs from header-info's "
                             f"{payload_type!r} (corrupt artifact)")
-    _check_provides(info.get("artifact_provides") or {}, "type-info artifact_provides")
+    provides = info.get("artifact_provides") or {}
+    if not isinstance(provides, dict):
+        raise ArtifactError("type-info artifact_provides must be a JSON object")
+    for key, value in provides.items():
+        if not isinstance(value, str):  # both reference versions: strings only
+            raise ArtifactError(f"type-info artifact_provides: {key!r} must be a string, "
+                                f"not {_kind(value)}")
     _check_provides(info.get("artifact_depends") or {}, "type-info artifact_depends")
     clears = info.get("clears_artifact_provides")
     if clears is not None and not (isinstance(clears, list)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import json
 import os
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +28,14 @@ from typing import IO, Any, Callable, Dict, Iterator, List, Optional, Tuple, Uni
 from mender_docker.errors import ArtifactError, SignatureError
 
 from . import compression as comp
-from .headers import check_script_name, parse_header_info, parse_meta_data, parse_type_info
+from .headers import (
+    check_keys,
+    check_script_name,
+    parse_header_info,
+    parse_json,
+    parse_meta_data,
+    parse_type_info,
+)
 from .manifest import MAX_MANIFEST, parse_manifest
 from .model import ArtifactInfo, FileInfo
 from .safetar import check_member, check_name, check_payload_name
@@ -218,6 +224,8 @@ class ArtifactReader:
         if version_fault:
             raise ArtifactError(version_fault)
         member = self._next()
+        if member is not None and member.name == "manifest":
+            raise _misplaced(member.name, "header.tar", "manifest")
         signature: Optional[bytes] = None
         if member is not None and member.name == "manifest.sig":
             signature = self._small(member, MAX_SIGNATURE)
@@ -248,6 +256,9 @@ class ArtifactReader:
         header_info, type_info, meta_data, scripts = parsed
         payload_type = header_info["payloads"][0]["type"]
         data_files = [k for k in manifest if k.startswith("data/")]
+        if payload_type is None and data_files:
+            raise ArtifactError(f"header-info: the payload type is null (a bootstrap artifact, "
+                                f"no payload), but the manifest lists {data_files[0]!r}")
         if payload_type == "rootfs-image" and len(data_files) > 1:
             raise ArtifactError(f"a rootfs-image payload holds one file; the manifest lists "
                                 f"{len(data_files)}")
@@ -344,9 +355,10 @@ class ArtifactReader:
 def _version_fault(raw: bytes) -> Optional[str]:
     """What is wrong with the `version` member, or None for format mender, version 3."""
     try:
-        version = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        return "member 'version' is not JSON (not a Mender artifact?)"
+        version = parse_json(raw, "member 'version'")
+    except ArtifactError as exc:
+        return str(exc) if "is not valid JSON" not in str(exc) else (
+            "member 'version' is not JSON (not a Mender artifact?)")
     if not isinstance(version, dict) or version.get("format") != "mender":
         return "not a Mender artifact (member 'version' does not say format 'mender')"
     number = version.get("version")
@@ -355,6 +367,10 @@ def _version_fault(raw: bytes) -> Optional[str]:
     if number != 3:
         return (f"unsupported Mender artifact format version {number}; only version 3 is "
                 "supported")
+    try:
+        check_keys(version, ("format", "version"), "member 'version'")
+    except ArtifactError as exc:
+        return str(exc)
     return None
 
 
@@ -423,7 +439,7 @@ def _parse_header_tar(raw: bytes, compression: str
     scripts: Dict[str, bytes] = {}
     type_info: Optional[Dict[str, Any]] = None
     meta_data: Optional[Dict[str, Any]] = None
-    seen_meta = False
+    names = [name for name, _ in files]
     for name, content in files[1:]:
         if name.startswith("scripts/"):
             script = name[len("scripts/"):]
@@ -433,19 +449,28 @@ def _parse_header_tar(raw: bytes, compression: str
             if script in scripts:
                 raise ArtifactError(f"{where}: {name!r} appears twice")
             scripts[script] = content
-        elif name == "headers/0000/type-info":
-            if type_info is not None:
+        elif name in ("headers/0000/type-info", "headers/0000/meta-data"):
+            # One of each, type-info first: what every writer does and the C++ client
+            # (mender-update) demands; mender-artifact would take the last of each.
+            if names.count(name) > 1:
                 raise ArtifactError(f"{where}: {name!r} appears twice")
-            type_info = parse_type_info(content, header_info["payloads"][0]["type"])
-        elif name == "headers/0000/meta-data":
-            if type_info is None or seen_meta:
-                raise ArtifactError(f"{where}: {name!r} out of order or twice")
-            seen_meta = True
-            meta_data = parse_meta_data(content)
+            if name.endswith("type-info"):
+                type_info = parse_type_info(content, header_info["payloads"][0]["type"])
+            elif type_info is None and "headers/0000/type-info" in names:
+                raise ArtifactError(f"{where}: 'headers/0000/meta-data' comes before "
+                                    "'headers/0000/type-info' (type-info must be first)")
+            elif type_info is None:
+                break  # no type-info at all: said below
+            elif header_info["payloads"][0]["type"] is None:
+                raise ArtifactError(f"{where}: {name!r} in a bootstrap artifact (payload type "
+                                    "null: it has a type-info only)")
+            else:
+                meta_data = parse_meta_data(content)
         else:
             raise ArtifactError(f"{where}: unknown member {name!r}")
     if type_info is None:
-        raise ArtifactError(f"{where}: headers/0000/type-info is missing")
+        raise ArtifactError(f"{where}: headers/0000/type-info is missing (every payload "
+                            "header starts with its type-info)")
     return header_info, type_info, meta_data, scripts
 
 

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
-from typing import TYPE_CHECKING, Union
+import warnings
+from typing import TYPE_CHECKING, Iterator, Union
 
 from mender_docker.errors import SignatureError
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     PublicKey = Union[RSAPublicKey, EllipticCurvePublicKey, Ed25519PublicKey]
 
 KeySource = Union[str, "os.PathLike[str]", bytes]
+_BASE64 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=")
 _P256_SIZE = 32
 MIN_RSA_BITS = 2048
 
@@ -43,6 +46,15 @@ def _pem_bytes(source: KeySource) -> bytes:
         return source
     with open(source, "rb") as handle:
         return handle.read(1 << 20)
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """No warnings while a key loads: `cryptography` deprecates some key kinds (DSA) with
+    a warning that would print before our one-line error, which says all there is."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _check_key_type(key: object, what: str) -> None:
@@ -68,7 +80,8 @@ def load_private_key(source: KeySource) -> PrivateKey:
 
     pem = _pem_bytes(source)
     try:
-        key = serialization.load_pem_private_key(pem, password=None)
+        with _quiet():
+            key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
         raise SignatureError(f"not a usable unencrypted PEM private key: {exc}") from None
     _check_key_type(key, "private key")
@@ -82,10 +95,12 @@ def load_public_key(source: KeySource) -> PublicKey:
 
     pem = _pem_bytes(source)
     try:
-        key: object = serialization.load_pem_public_key(pem)
+        with _quiet():
+            key: object = serialization.load_pem_public_key(pem)
     except (ValueError, TypeError, UnsupportedAlgorithm):
         try:
-            key = serialization.load_pem_private_key(pem, password=None).public_key()
+            with _quiet():
+                key = serialization.load_pem_private_key(pem, password=None).public_key()
         except (ValueError, TypeError, UnsupportedAlgorithm):
             raise SignatureError("not a PEM public key (or unencrypted private key)") from None
     _check_key_type(key, "public key")
@@ -116,12 +131,17 @@ def verify_manifest(manifest: bytes, signature: bytes, key: PublicKey) -> None:
     from cryptography.hazmat.primitives import hashes
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa, utils
 
-    if not signature.strip():
+    # Line breaks are skipped anywhere, as Go's base64 decoder does; nothing else is.
+    text = signature.replace(b"\r", b"").replace(b"\n", b"")
+    if not text:
         raise SignatureError("manifest.sig is empty")
     try:
-        raw = base64.b64decode(signature.strip(), validate=True)
+        raw = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
-        raise SignatureError("manifest.sig is not base64") from None
+        at = next((i for i, c in enumerate(text) if c not in _BASE64), None)
+        raise SignatureError("manifest.sig is not base64" + (
+            f" ({chr(text[at])!r} at byte {at})" if at is not None else
+            " (bad length or padding)")) from None
     try:
         if isinstance(key, rsa.RSAPublicKey):
             if len(raw) != key.key_size // 8:

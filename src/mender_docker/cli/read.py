@@ -69,7 +69,8 @@ def _main(argv: List[str], prog: str) -> int:
     key = load_public_key(args.key) if args.key else None
     info = read_artifact(args.artifact, verify_key=key)
     if args.json:
-        print(json.dumps(info.to_json(), indent=2, sort_keys=True))
+        # allow_nan=False: the reader refuses NaN and 1e400, so this always prints JSON
+        print(json.dumps(info.to_json(), indent=2, sort_keys=True, allow_nan=False))
     else:
         print(describe(info))
     return 0
