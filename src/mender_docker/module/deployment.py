@@ -29,9 +29,14 @@ at any point leaves a phase from which every state can compute what to do:
                                                      pulled or loaded stays until Cleanup.
   cleaned        cleanup_committed                   final: replaced containers and unused images
                                                      removed; `previous_images` = the release's
-                                                     images + those that could not be removed.
+                                                     images + those that could not be removed;
+                                                     `owned` = the release's containers.
   failed         cleanup_failed                      final: what the deployment created, pulled or
-                                                     loaded is removed.
+                                                     loaded is removed; `owned` = the containers
+                                                     of the release that runs again.
+
+`owned` (the journal's, outside the deployment record) is what makes a container
+this installation's: labels alone do not (`is_ours`).
 
 A new deployment's record replaces the journal's only once the earlier one is
 final (`finish_earlier_deployment`). A save that keeps the phase records more of
