@@ -131,14 +131,14 @@ def prepare_embedded(
     def take(source: IO[bytes]) -> None:
         checker = PayloadChecker(source, expected, require_manifests=strict)
         checker.head()  # a refusal here changes nothing
-        result.append(load_embedded(ctx, deployment_id, expected, missing, checker))
+        result.append(load_embedded(ctx, deployment_id, meta, expected, missing, checker))
 
     if streaming and payload_piped(ctx.tree):
         take_payload(ctx.tree, meta.images_file, take)
         return result[0]
     path = os.path.join(ctx.tree, "files", meta.images_file)
     if not (missing and os.path.isfile(path)):
-        return load_embedded(ctx, deployment_id, expected, missing, None)
+        return load_embedded(ctx, deployment_id, meta, expected, missing, None)
     with open(path, "rb") as source:
         take(source)
     return result[0]
@@ -147,6 +147,7 @@ def prepare_embedded(
 def load_embedded(
     ctx: Context,
     deployment_id: str,
+    meta: DockerMetadata,
     expected: Dict[str, str],
     missing: List[str],
     checker: Optional[PayloadChecker],
@@ -172,7 +173,7 @@ def load_embedded(
         elif missing:
             raise DeploymentError(
                 f"image(s) {', '.join(missing)} are not loaded and the payload file "
-                "is not available"
+                f"{meta.images_file} is not available"
             )
         for tag, image_id in expected.items():
             info = ctx.engine.inspect_image(tag)
