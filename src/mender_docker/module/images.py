@@ -7,8 +7,11 @@ image ID the header promises.
 
 Offline artifacts (meta-data `images_file`) carry the images: the payload is
 streamed from the client's pipe (module/streams.py) straight into `docker load`,
-checked against the signed header on the way (module/offline.py), and each image
-is then found by its loaded tag (`spec.loaded_tag`) and verified by image ID.
+checked against the signed header on the way (module/offline.py; its head,
+manifest.json and the configs, which tie each image to its reference through the
+registry manifest it carries (module/provenance.py), before the journal
+changes), and each image is then found by its loaded tag (`spec.loaded_tag`) and
+verified by image ID.
 Images already loaded with the right ID are not loaded again. Whatever a failed
 load left is removed at once, and Cleanup removes what a deployment loaded if it
 fails later.
@@ -41,7 +44,7 @@ from mender_docker.module.offline import MANIFEST, PayloadChecker, PayloadError
 from mender_docker.module.streams import payload_piped, refuse_payload, take_payload
 from mender_docker.spec import DockerMetadata, PlannedContainer, loaded_tag, shared_layers
 
-# Local-only repository of the transient images `docker import` makes (see load_payload).
+# Local-only repository of the transient images `docker import` makes (see load_checked).
 IMPORT_REPOSITORY = "mender-docker-import"
 
 

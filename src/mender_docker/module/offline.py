@@ -21,7 +21,7 @@ older generator) is refused when the device's policy restricts registries
 
 `PayloadChecker.events()` hands out the tar member by member (header, data,
 padding), so the caller can route each image's first layer to `docker
-import` instead of `docker load` (see images.load_payload: it keeps the
+import` instead of `docker load` (see images.load_checked: it keeps the
 engine from spooling that layer to its temp dir first). A delta artifact's
 payload holds zero-byte placeholders for the base layers the device already
 has (`member_size` 0): those always go to `docker load`.
