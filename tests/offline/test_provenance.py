@@ -167,6 +167,18 @@ def test_docker_saved_layers_are_named_by_their_diff_ids(tmp_path: Path) -> None
             f"payload layer 2 ({stranger.file_name}) is not the layer")  # fmt: skip
 
 
+def test_a_deltas_placeholders_are_named_by_the_manifest_too(tmp_path: Path) -> None:
+    """A delta leaves out the first layers (empty members): the manifest still names
+    every layer, so the check is the same; the chain is the engine's to hold."""
+    image = dataclasses.replace(make_image(tmp_path, "web", "base", "app"), omitted=1)
+    data = payload_bytes([image])
+    with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+        assert archive.getmember(image.layers[0].file_name).size == 0
+    assert run_check(data, expected([image]), require_manifests=True) == (data, "")
+    other = make_image(tmp_path, "web", "other base", "app", manifest=image.manifest)
+    refused([dataclasses.replace(other, omitted=1)], "its registry manifest names config")
+
+
 def test_an_older_generators_payload_is_accepted_unless_registries_are_restricted(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
