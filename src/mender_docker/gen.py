@@ -18,6 +18,7 @@ import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -46,6 +47,7 @@ from mender_docker.registry.export import (
     Progress,
     RegistryExporter,
     export_with_docker,
+    registry_manifests,
 )
 from mender_docker.spec import DockerMetadata, parse_metadata
 
@@ -283,10 +285,12 @@ def export_all(
     `progress` is told the bytes as they are fetched (the command line's bar);
     `omit` (a delta) says how many first layers of an image the device has."""
     if options.resolver == "docker":
-        return tuple(
-            export_with_docker(image, options.platform, store, progress, omit=omit)
-            for image in options.images
-        )
+        with RegistryClient(insecure=options.insecure_registries) as client:
+            return tuple(
+                export_with_docker(image, options.platform, store, progress, omit=omit,
+                                   manifests=partial(registry_manifests, client=client))
+                for image in options.images
+            )  # fmt: skip
     exporter = RegistryExporter(insecure=options.insecure_registries)
     try:
         return tuple(

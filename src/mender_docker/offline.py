@@ -11,6 +11,10 @@ One payload file, `images.tar`, holds every image of the artifact:
 manifest.json lists per image its Config, Layers and one RepoTag,
 `spec.loaded_tag(pinned reference)` ("<repo>:sha256-<manifest hex>"): docker
 cannot tag by digest, and the module finds the loaded image by that tag.
+Each entry also carries the registry manifest, the exact text whose sha256 is
+the reference's digest (`RegistryManifest`; `RegistryIndex` too when that
+digest names an index): the device ties the image to its reference with them
+(module/provenance.py). The engines ignore keys they do not know.
 The tar is never written to disk: its size is known from the blob sizes, and
 `PayloadFile.open` streams it from the blob store (deterministic bytes:
 owner 0/0, mode 0644, mtime 0).
@@ -31,6 +35,7 @@ import tarfile
 from typing import IO, Any, Dict, List, Sequence, Tuple
 
 from mender_docker.artifact import PayloadFile
+from mender_docker.errors import GeneratorError
 from mender_docker.registry.export import Blob, ExportedImage
 from mender_docker.spec import loaded_tag
 
@@ -48,14 +53,24 @@ def docker_manifest(images: Sequence[ExportedImage]) -> bytes:
         if image.pinned in seen:
             continue
         seen.add(image.pinned)
-        entries.append(
-            {
-                "Config": image.config.file_name,
-                "RepoTags": [loaded_tag(image.pinned)],
-                "Layers": [layer.file_name for layer in image.layers],
-            }
-        )
+        entry = {
+            "Config": image.config.file_name,
+            "RepoTags": [loaded_tag(image.pinned)],
+            "Layers": [layer.file_name for layer in image.layers],
+        }
+        for key, raw in (("RegistryManifest", image.manifest), ("RegistryIndex", image.index)):
+            if raw:
+                entry[key] = _text(raw, image.pinned)
+        entries.append(entry)
     return json.dumps(entries, separators=(",", ":")).encode()
+
+
+def _text(raw: bytes, pinned: str) -> str:
+    """Manifest bytes as a JSON string: exact, as JSON is UTF-8 (else refused)."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise GeneratorError(f"{pinned}: the registry manifest is not UTF-8 text") from None
 
 
 def members(images: Sequence[ExportedImage], whole: bool = False) -> List[Tuple[str, int, Any]]:

@@ -386,8 +386,12 @@ def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         config = json.dumps({"os": "linux", "architecture": "amd64", "rootfs": {
             "type": "layers", "diff_ids": [digest_of(data) for data in plain]}})  # fmt: skip
         name = f"reg.example/team/{ref}"
-        pinned = name.split(":")[0] + "@" + digest_of(config.encode() + ref.encode())
-        images[name] = {"pinned": pinned, "config": config,
+        # the registry's manifest: the daemon reports only its digest
+        layer_descs = [{"digest": digest_of(data)} for data in plain]
+        manifest = json.dumps({"schemaVersion": 2, "layers": layer_descs,
+                               "config": {"digest": digest_of(config.encode())}})  # fmt: skip
+        pinned = name.split(":")[0] + "@" + digest_of(manifest.encode())
+        images[name] = {"pinned": pinned, "config": config, "manifest": manifest,
                         "layers": [base64.b64encode(data).decode() for data in plain]}  # fmt: skip
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
@@ -397,6 +401,15 @@ def fake_docker(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     state = tmp_path / "docker-images.json"
     state.write_text(json.dumps(images))
     monkeypatch.setenv("FAKE_DOCKER_IMAGES", str(state))
+    served = {i["pinned"]: i["manifest"].encode() for i in images.values()}
+
+    def registry_manifests(pinned: str, image_id: str, client: object = None) -> Tuple[
+        bytes, bytes
+    ]:
+        assert json.loads(served[pinned])["config"]["digest"] == image_id
+        return served[pinned], b""
+
+    monkeypatch.setattr("mender_docker.gen.registry_manifests", registry_manifests)
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return state
 
@@ -414,6 +427,9 @@ def test_docker_resolver_deltas(fake_docker: Path, tmp_path: Path) -> None:
     sizes = dict(members)
     # docker save's layers are plain tars: named by their digest, the diff ID
     assert manifest[0]["Layers"] == [d.split(":")[1] + ".tar" for d in layers]
+    # and the registry manifest the daemon's digest names travels with them
+    pinned = meta(delta)["containers"][0]
+    assert digest_of(manifest[0]["RegistryManifest"].encode()) == pinned.split("@")[1]
     assert [sizes[name] for name in manifest[0]["Layers"]][:2] == [0, 0]
     assert contents[manifest[0]["Layers"][2]] == _plain(C)
     # an image reference as the base: RootFS.Layers of the local image

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import tarfile
@@ -55,6 +56,12 @@ def test_index_embeds_the_host_platform_by_default(pushed: PushedSet, tmp_path: 
     assert meta["image_ids"] == [child.config_digest]
     manifest = json.loads(payload_members(artifact)["manifest.json"])
     assert manifest[0]["RepoTags"] == [loaded_tag(pinned)]
+    # the exact manifest bytes the digest names travel with it (issue 19): no index
+    # is needed for a reference pinned to the platform manifest
+    carried = manifest[0]["RegistryManifest"].encode()
+    assert "sha256:" + hashlib.sha256(carried).hexdigest() == child.digest
+    assert json.loads(carried)["config"]["digest"] == child.config_digest
+    assert "RegistryIndex" not in manifest[0]
 
 
 def test_platform_option_picks_the_index_entry(pushed: PushedSet, tmp_path: Path) -> None:

@@ -3,13 +3,16 @@ test_client_real.py::test_agrees_with_docker_push_and_docker_resolver)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
-from typing import List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
 from mender_docker.errors import RegistryError
 from mender_docker.registry import resolve_with_docker
+from mender_docker.registry.export import registry_manifests
 
 D1 = "sha256:" + "1" * 64
 D2 = "sha256:" + "2" * 64
@@ -61,3 +64,61 @@ def test_no_repo_digest_means_never_pushed() -> None:
         resolve_with_docker("app:1", runner=Runner("[]|5"))
     with pytest.raises(RegistryError, match="malformed image reference"):
         resolve_with_docker("App", runner=Runner("[]|5"))
+
+
+# -- the registry manifest an offline artifact carries (issue 19) ---------------------------
+
+
+class ManifestServer:
+    """Stands in for RegistryClient.manifest_raw: serves bytes by digest."""
+
+    def __init__(self, *bodies: bytes) -> None:
+        self.bodies = {"sha256:" + hashlib.sha256(b).hexdigest(): b for b in bodies}
+
+    def manifest_raw(
+        self, ref: object, target: str, shown: object
+    ) -> Tuple[str, str, Dict[str, Any], bytes]:
+        if target not in self.bodies:
+            raise RegistryError(f"image {shown} not found on registry reg.example")
+        body = self.bodies[target]
+        content = json.loads(body)
+        return target, content["mediaType"], content, body
+
+    def close(self) -> None:
+        pass
+
+
+def manifest_bytes(config: str) -> bytes:
+    return json.dumps({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "config": {"digest": config}, "layers": []}).encode()  # fmt: skip
+
+
+def sha(body: bytes) -> str:
+    return "sha256:" + hashlib.sha256(body).hexdigest()
+
+
+def test_registry_manifests_of_a_manifest_and_of_an_index() -> None:
+    amd, arm = manifest_bytes(D1), manifest_bytes(D2)
+    index = json.dumps({"mediaType": "application/vnd.oci.image.index.v1+json", "manifests": [
+        {"digest": sha(arm), "platform": {"os": "linux", "architecture": "arm64"}},
+        {"digest": sha(amd), "platform": {"os": "linux", "architecture": "amd64"}},
+    ]}).encode()  # fmt: skip
+    server: Any = ManifestServer(amd, arm, index)
+    assert registry_manifests(f"reg.example/app@{sha(amd)}", D1, server) == (amd, b"")
+    # docker pulled a tag of a multi-arch image: RepoDigests names the index; the
+    # manifest whose config is the saved image is found in it
+    assert registry_manifests(f"reg.example/app@{sha(index)}", D1, server) == (amd, index)
+    with pytest.raises(RegistryError, match=r"no manifest of its index names image sha256:3"):
+        registry_manifests(f"reg.example/app@{sha(index)}", "sha256:" + "3" * 64, server)
+    with pytest.raises(RegistryError, match=f"it names config {D1}, docker saved image {D2}"):
+        registry_manifests(f"reg.example/app@{sha(amd)}", D2, server)
+
+
+def test_no_registry_manifest_is_one_line() -> None:
+    missing = "reg.example/app@sha256:" + "4" * 64
+    with pytest.raises(RegistryError) as caught:
+        registry_manifests(missing, D1, ManifestServer())  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"--resolver docker: no registry manifest for {missing} (an offline artifact carries "
+        f"it to tie the image to its reference): image {missing} not found on registry reg.example"
+    )

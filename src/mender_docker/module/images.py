@@ -7,8 +7,11 @@ image ID the header promises.
 
 Offline artifacts (meta-data `images_file`) carry the images: the payload is
 streamed from the client's pipe (module/streams.py) straight into `docker load`,
-checked against the signed header on the way (module/offline.py), and each image
-is then found by its loaded tag (`spec.loaded_tag`) and verified by image ID.
+checked against the signed header on the way (module/offline.py; its head,
+manifest.json and the configs, which tie each image to its reference through the
+registry manifest it carries (module/provenance.py), before the journal
+changes), and each image is then found by its loaded tag (`spec.loaded_tag`) and
+verified by image ID.
 Images already loaded with the right ID are not loaded again. Whatever a failed
 load left is removed at once, and Cleanup removes what a deployment loaded if it
 fails later.
@@ -41,7 +44,7 @@ from mender_docker.module.offline import MANIFEST, PayloadChecker, PayloadError
 from mender_docker.module.streams import payload_piped, refuse_payload, take_payload
 from mender_docker.spec import DockerMetadata, PlannedContainer, loaded_tag, shared_layers
 
-# Local-only repository of the transient images `docker import` makes (see load_payload).
+# Local-only repository of the transient images `docker import` makes (see load_checked).
 IMPORT_REPOSITORY = "mender-docker-import"
 
 
@@ -102,11 +105,12 @@ def record_deployment(
 def prepare_embedded(
     ctx: Context, meta: DockerMetadata, deployment_id: str, streaming: bool
 ) -> Deployment:
-    """Record, then load what is missing from the payload; verify every image.
+    """Check, record, then load what is missing from the payload; verify every image.
 
     `streaming` (Download): the payload comes through the client's stream pipe;
     otherwise (ArtifactInstall re-checking) from files/<name> if the client
-    stored it there."""
+    stored it there. The payload's head (manifest.json and the configs, which
+    tie each image to its reference) is checked before the journal changes."""
     assert meta.images_file is not None
     expected: Dict[str, str] = {}  # loaded tag -> image ID the header promises
     sizes: Dict[str, Optional[int]] = {}
@@ -126,6 +130,35 @@ def prepare_embedded(
         if streaming:
             refuse_payload(ctx.tree)
         raise
+    strict = ctx.config.allowed_registries is not None
+    result: List[Deployment] = []
+
+    def take(source: IO[bytes]) -> None:
+        checker = PayloadChecker(source, expected, require_manifests=strict)
+        checker.head()  # a refusal here changes nothing
+        result.append(load_embedded(ctx, deployment_id, meta, expected, missing, checker))
+
+    if streaming and payload_piped(ctx.tree):
+        take_payload(ctx.tree, meta.images_file, take)
+        return result[0]
+    path = os.path.join(ctx.tree, "files", meta.images_file)
+    if not (missing and os.path.isfile(path)):
+        return load_embedded(ctx, deployment_id, meta, expected, missing, None)
+    with open(path, "rb") as source:
+        take(source)
+    return result[0]
+
+
+def load_embedded(
+    ctx: Context,
+    deployment_id: str,
+    meta: DockerMetadata,
+    expected: Dict[str, str],
+    missing: List[str],
+    checker: Optional[PayloadChecker],
+) -> Deployment:
+    """Record the deployment, load the `missing` images through `checker` (its
+    head checked already; None: no payload at hand), verify every image."""
     journal, deployment = record_deployment(ctx, deployment_id, list(expected), missing)
 
     def transient_tag(layer_file: str) -> str:
@@ -138,17 +171,15 @@ def prepare_embedded(
         return tag
 
     try:
-        if streaming:
-            stream_payload(ctx, meta.images_file, expected if missing else None, transient_tag)
+        if checker is not None and missing:
+            load_checked(ctx, checker, transient_tag)
+        elif checker is not None:
+            log("all embedded images are already loaded: skipping the payload")
         elif missing:
-            path = os.path.join(ctx.tree, "files", meta.images_file)
-            if not os.path.isfile(path):
-                raise DeploymentError(
-                    f"image(s) {', '.join(missing)} are not loaded and the payload file "
-                    f"{meta.images_file} is not available"
-                )
-            with open(path, "rb") as source:
-                load_payload(ctx, source, expected, transient_tag)
+            raise DeploymentError(
+                f"image(s) {', '.join(missing)} are not loaded and the payload file "
+                f"{meta.images_file} is not available"
+            )
         for tag, image_id in expected.items():
             info = ctx.engine.inspect_image(tag)
             if info is None:
@@ -202,6 +233,13 @@ def load_payload(
     expected: Dict[str, str],
     transient_tag: Callable[[str], str],
 ) -> None:
+    """Stream the payload, checked against `expected`, into the engine (load_checked)."""
+    load_checked(ctx, PayloadChecker(source, expected), transient_tag)
+
+
+def load_checked(
+    ctx: Context, checker: PayloadChecker, transient_tag: Callable[[str], str]
+) -> None:
     """Stream the checked payload into the engine.
 
     `docker load` first copies its whole input into the engine's temp dir, so
@@ -215,8 +253,7 @@ def load_payload(
     goes to the load like any other member, and the engine finds the chain it
     stands for already there (dockerd skips the layer file, podman reuses the
     layer by its digest)."""
-    log(f"loading {len(expected)} embedded image(s)")
-    checker = PayloadChecker(source, expected)
+    log(f"loading {len(checker.expected)} embedded image(s)")
     split_base = ctx.engine.imports_base_layers()
     load = ctx.engine.start_load()
     importing: Optional[Feed] = None
@@ -255,30 +292,6 @@ def load_payload(
                 log(f"warning: cannot remove transient image {tag}: {exc}")
     for line in output.strip().splitlines():
         log(line.strip())
-
-
-def stream_payload(
-    ctx: Context,
-    name: str,
-    expected: Optional[Dict[str, str]],
-    transient_tag: Callable[[str], str],
-) -> None:
-    """Take the payload from the client's pipes: into the engine, or (all images
-    already there) read and dropped. Without pipes, the client stored the files."""
-    if not payload_piped(ctx.tree):
-        path = os.path.join(ctx.tree, "files", name)
-        if expected and os.path.isfile(path):
-            with open(path, "rb") as source:
-                load_payload(ctx, source, expected, transient_tag)
-        return
-
-    def consume(source: IO[bytes]) -> None:
-        if expected:
-            load_payload(ctx, source, expected, transient_tag)
-        else:
-            log("all embedded images are already loaded: skipping the payload")
-
-    take_payload(ctx.tree, name, consume)
 
 
 def image_present(ctx: Context, ref: str) -> bool:

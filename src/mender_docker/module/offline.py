@@ -5,16 +5,23 @@ The payload (written by the generator, see mender_docker/offline.py) is a
 `docker save` tar whose first member is manifest.json. Before a single byte
 reaches the engine, manifest.json must list exactly the header's images: for
 each pinned reference one entry tagged `spec.loaded_tag(ref)` whose Config is
-`<hex>.json` with `sha256:<hex>` the header's image ID. Every later member
-must be one of the files manifest.json names, each once; configs are hashed
-and must match their name. The engine itself checks each layer against the
-config's diff_ids, and an image's ID is the digest of its config: so what
-loads is what the signed header describes. Anything else aborts the stream:
-`docker load` then gets a broken tar and loads nothing.
+`<hex>.json` with `sha256:<hex>` the header's image ID, and (module/provenance.py)
+the registry manifest that ties the image to its reference. Every later member
+must be one of the files manifest.json names, each once; configs come first,
+are hashed and must match their name. The engine itself checks each layer
+against the config's diff_ids, and an image's ID is the digest of its config:
+so what loads is what the signed header describes. Anything else aborts the
+stream: `docker load` then gets a broken tar and loads nothing.
+
+`head()` reads and checks manifest.json and the configs before anything goes
+to the engine (images.py calls it before the journal changes); `events()`
+hands them out first. An entry without a registry manifest (a payload of an
+older generator) is refused when the device's policy restricts registries
+(`require_manifests`), else accepted with a warning: its reference is unproven.
 
 `PayloadChecker.events()` hands out the tar member by member (header, data,
 padding), so the caller can route each image's first layer to `docker
-import` instead of `docker load` (see images.load_payload: it keeps the
+import` instead of `docker load` (see images.load_checked: it keeps the
 engine from spooling that layer to its temp dir first). A delta artifact's
 payload holds zero-byte placeholders for the base layers the device already
 has (`member_size` 0): those always go to `docker load`.
@@ -54,6 +61,8 @@ import re
 from typing import IO, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from mender_docker.module.errors import DeploymentError
+from mender_docker.module.log import log
+from mender_docker.module.provenance import check_config, check_entry, reference_of
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -237,11 +246,86 @@ class PayloadChecker:
     "header" event on, `member_size` holds its size (0 for a delta artifact's
     placeholder of a base layer the device already has)."""
 
-    def __init__(self, source: IO[bytes], expected: Dict[str, str]) -> None:
+    def __init__(
+        self, source: IO[bytes], expected: Dict[str, str], require_manifests: bool = False
+    ) -> None:
         self.source = source
         self.expected = expected
+        self.require_manifests = require_manifests
         self.manifest: List[Dict[str, object]] = []
         self.member_size = 0
+        self._head: Optional[List[Tuple[str, str, bytes]]] = None  # events read by head()
+        self._wanted: Set[str] = set()
+        self._seen: Set[str] = set()
+        self._offset = 0  # of the next block to read, in the payload
+
+    def head(self) -> None:
+        """Read and check manifest.json and every config (they come first), ties
+        each image to its reference included; nothing is handed out yet."""
+        if self._head is not None:
+            return
+        events: List[Tuple[str, str, bytes]] = []
+        header, info = self._member_header()
+        if info is None or info.name != MANIFEST or info.size > MAX_SMALL:
+            raise PayloadError("payload does not start with manifest.json")
+        body, padding = self._small(info)
+        self._wanted = check_manifest(body, self.expected)
+        self.manifest = json.loads(body)
+        events += [("header", MANIFEST, header), ("data", MANIFEST, body),
+                   ("pad", MANIFEST, padding)]  # fmt: skip
+        layers = self._provenance()
+        configs = {str(entry["Config"]) for entry in self.manifest}
+        while not configs <= self._seen:
+            header, info = self._member_header()
+            if info is None or info.name not in configs or info.name in self._seen:
+                shown = repr(info.name) if info else "the end of the archive"
+                raise PayloadError(f"payload member {shown} comes before the image configs")
+            self._seen.add(info.name)
+            if info.size > MAX_SMALL:
+                raise PayloadError(f"payload config {info.name} is too large")
+            body, padding = self._small(info)
+            if hashlib.sha256(body).hexdigest() != info.name[:64]:
+                raise PayloadError(f"payload config {info.name} does not match its digest")
+            for entry in self.manifest:
+                tag = str(entry["RepoTags"][0])  # type: ignore[index]
+                if entry["Config"] == info.name and tag in layers:
+                    files = [str(name) for name in entry["Layers"]]  # type: ignore[attr-defined]
+                    check_config(tag, files, layers[tag], _diff_ids(body, tag))
+            events += [("header", info.name, header), ("data", info.name, body),
+                       ("pad", info.name, padding)]  # fmt: skip
+        self._head = events
+
+    def _provenance(self) -> Dict[str, List[str]]:
+        """Each entry's registry manifest checked: tag -> the manifest's layer digests."""
+        layers: Dict[str, List[str]] = {}
+        for entry in self.manifest:
+            tag = str(entry["RepoTags"][0])  # type: ignore[index]
+            found = check_entry(tag, entry, self.expected[tag])
+            if found is not None:
+                layers[tag] = found
+            elif self.require_manifests:
+                raise PayloadError(
+                    f"image {reference_of(tag)}: the payload carries no registry manifest "
+                    "(an older generator's artifact): refused under allowed_registries"
+                )
+            else:
+                log(f"warning: image {reference_of(tag)}: the payload carries no registry "
+                    "manifest (an older generator's artifact): its reference is unproven")
+        return layers
+
+    def _member_header(self) -> Tuple[bytes, Optional[TarHeader]]:
+        """The next header block and what it says (None: the first end block)."""
+        header = _read_exact(self.source, BLOCK, "tar header")
+        if header == ZERO_BLOCK:
+            return header, None
+        info = parse_header(header, self._offset)
+        self.member_size = info.size
+        self._offset += BLOCK + info.size + (-info.size % BLOCK)
+        return header, info
+
+    def _small(self, info: TarHeader) -> Tuple[bytes, bytes]:
+        body = _read_exact(self.source, info.size, info.name)
+        return body, _read_exact(self.source, -info.size % BLOCK, info.name)
 
     @property
     def base_layers(self) -> Set[str]:
@@ -256,46 +340,23 @@ class PayloadChecker:
         return first - upper
 
     def events(self) -> Iterator[Tuple[str, str, bytes]]:
+        self.head()
+        assert self._head is not None
+        yield from self._head
         source = self.source
-        wanted: Optional[Set[str]] = None
-        seen: Set[str] = set()
-        offset = 0  # of the block being read, in the payload
         while True:
-            header = _read_exact(source, BLOCK, "tar header")
-            if header == ZERO_BLOCK:
-                if wanted is None:
-                    raise PayloadError("payload holds no images")
-                missing = sorted(wanted - seen)
+            offset = self._offset
+            header, info = self._member_header()
+            if info is None:
+                missing = sorted(self._wanted - self._seen)
                 if missing:
                     raise PayloadError(f"payload lacks file(s) {', '.join(missing)}")
                 yield from self._end(header, offset)
                 return
-            info = parse_header(header, offset)
             name, size = info.name, info.size
-            self.member_size = size
-            pad = -size % BLOCK
-            offset += BLOCK + size + pad
-            if wanted is None:
-                if name != MANIFEST or size > MAX_SMALL:
-                    raise PayloadError("payload does not start with manifest.json")
-                body = _read_exact(source, size, name)
-                padding = _read_exact(source, pad, name)
-                wanted = check_manifest(body, self.expected)
-                self.manifest = json.loads(body)
-                yield from (("header", name, header), ("data", name, body), ("pad", name, padding))
-                continue
-            if name not in wanted or name in seen:
+            if name not in self._wanted or name in self._seen or name.endswith(".json"):
                 raise PayloadError(f"payload member {name!r} is not expected here")
-            seen.add(name)
-            if name.endswith(".json"):
-                if size > MAX_SMALL:
-                    raise PayloadError(f"payload config {name} is too large")
-                body = _read_exact(source, size, name)
-                padding = _read_exact(source, pad, name)
-                if hashlib.sha256(body).hexdigest() != name[:64]:
-                    raise PayloadError(f"payload config {name} does not match its digest")
-                yield from (("header", name, header), ("data", name, body), ("pad", name, padding))
-                continue
+            self._seen.add(name)
             yield "header", name, header
             left = size
             while left:
@@ -304,7 +365,7 @@ class PayloadChecker:
                     raise PayloadError(f"payload is truncated (in {name})")
                 left -= len(chunk)
                 yield "data", name, chunk
-            yield "pad", name, _read_exact(source, pad, name)
+            yield "pad", name, _read_exact(source, -size % BLOCK, name)
 
     def _end(self, first: bytes, offset: int) -> Iterator[Tuple[str, str, bytes]]:
         """The end-of-archive: two zero blocks, then only zeros (a writer's record
@@ -330,3 +391,16 @@ class PayloadChecker:
                 )
             yield "end", "", rest
             offset += len(rest)
+
+
+def _diff_ids(config: bytes, tag: str) -> List[str]:
+    """A config's rootfs.diff_ids (the engine refuses a config without them)."""
+    try:
+        data = json.loads(config)
+    except ValueError:
+        data = None
+    rootfs = data.get("rootfs") if isinstance(data, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list) or not all(isinstance(d, str) for d in diff_ids):
+        raise PayloadError(f"image {reference_of(tag)}: its config has no rootfs.diff_ids")
+    return diff_ids

@@ -129,6 +129,11 @@ class RegistryClient:
     def top_manifest(self, ref: Reference) -> Tuple[str, str, Dict[str, Any]]:
         """HEAD for the digest (cheap, not rate-limited on Docker Hub), then GET
         the manifest by that digest, verified, for sizes and platforms."""
+        digest, media_type, manifest, _ = self.top_manifest_raw(ref)
+        return digest, media_type, manifest
+
+    def top_manifest_raw(self, ref: Reference) -> Tuple[str, str, Dict[str, Any], bytes]:
+        """top_manifest, and the bytes served (their sha256 is the digest)."""
         head = self._fetch(ref, "HEAD", f"manifests/{ref.target}", ACCEPT)
         if head.status == 404:
             self._check_found(ref, head)
@@ -137,12 +142,19 @@ class RegistryClient:
         if ref.digest and digest and digest != ref.digest:
             raise RegistryError(f"{ref}: registry answered with another digest {digest}")
         digest = ref.digest or (digest if digest.startswith("sha256:") else "")
-        return self.manifest(ref, digest or ref.target, ref)
+        return self.manifest_raw(ref, digest or ref.target, ref)
 
     def manifest(
         self, ref: Reference, target: str, shown: object
     ) -> Tuple[str, str, Dict[str, Any]]:
         """GET a manifest (by tag or digest), verified: (digest, media type, content)."""
+        digest, media_type, manifest, _ = self.manifest_raw(ref, target, shown)
+        return digest, media_type, manifest
+
+    def manifest_raw(
+        self, ref: Reference, target: str, shown: object
+    ) -> Tuple[str, str, Dict[str, Any], bytes]:
+        """manifest, and the bytes served (an offline artifact carries them)."""
         answer = self._fetch(ref, "GET", f"manifests/{target}", ACCEPT)
         self._check_found(ref, answer, shown)
         computed = "sha256:" + hashlib.sha256(answer.body).hexdigest()
@@ -163,7 +175,7 @@ class RegistryClient:
                     " (schema 1 images are not supported)"
                 )
         # The digest of a manifest is the sha256 of the bytes served.
-        return computed, media_type, manifest
+        return computed, media_type, manifest, answer.body
 
     def _resolve_index(
         self,

@@ -10,7 +10,11 @@ against their digest, and a layer's uncompressed bytes against the config's
 `rootfs.diff_ids`, counting the uncompressed size the device will need.
 
 `export_with_docker(reference, platform, store)` is the `--resolver docker`
-way: `docker pull`, then `docker save` streamed into the same store.
+way: `docker pull`, then `docker save` streamed into the same store. The
+daemon keeps no registry manifest, only its digest (RepoDigests): the manifest
+the payload must carry is fetched by that digest (`registry_manifests`, the
+generator's registry client) and must name the config docker saved; an image
+without one cannot be embedded.
 
 Both report the bytes they fetch to an optional `progress` callback; drawing a
 bar is the command line's business (cli/progress.py).
@@ -43,6 +47,7 @@ from mender_docker.registry.client import (
     _pick,
     _require_manifest,
     check_platform,
+    config_digest,
 )
 from mender_docker.registry.docker_resolver import resolve_with_docker
 from mender_docker.registry.platform import Platform, host_platform, parse_platform
@@ -64,6 +69,8 @@ SUFFIXES = {**{t: ".tar.gz" for t in GZIP_TYPES}, **{t: ".tar" for t in PLAIN_TY
             **{t: ".tar.zst" for t in ZSTD_TYPES}}  # fmt: skip
 
 Progress = Callable[[int], None]  # called with the number of bytes just fetched
+# (pinned reference, image ID) -> (registry manifest, index or b""): see registry_manifests
+ManifestSource = Callable[[str, str], Tuple[bytes, bytes]]
 # Given an image's diff IDs: how many of its first layers the device already holds.
 Omit = Callable[[Sequence[str]], int]
 
@@ -89,6 +96,8 @@ class ExportedImage:
     layers: Tuple[Blob, ...]
     diff_ids: Tuple[str, ...] = ()  # the config's rootfs.diff_ids, one per layer
     omitted: int = 0  # the first layers the device has already (a delta): not in the payload
+    manifest: bytes = b""  # the registry manifest: its sha256 is the digest `pinned` names...
+    index: bytes = b""  # ...or, when `pinned` names an image index, the index's
 
     @property
     def image_id(self) -> str:
@@ -196,7 +205,7 @@ class RegistryExporter:
         """One image into `store`; with `omit`, its first omit(diff_ids) layers are
         not downloaded (their blobs have path "")."""
         ref = parse_reference(reference)
-        digest, manifest, wanted = self._image_manifest(ref, reference, platform)
+        digest, manifest, wanted, raw = self._image_manifest(ref, reference, platform)
         config_desc = _descriptor(manifest.get("config"), reference, "config")
         layer_descs = manifest.get("layers")
         if not isinstance(layer_descs, list):
@@ -215,14 +224,14 @@ class RegistryExporter:
             for index, (desc, diff_id) in enumerate(zip(layer_descs, diff_ids))
         )
         return ExportedImage(
-            reference, ref.pinned(digest), config, layers, tuple(diff_ids), omitted
+            reference, ref.pinned(digest), config, layers, tuple(diff_ids), omitted, raw
         )
 
     def layer_chain(self, reference: str, platform: Optional[str]) -> Tuple[str, ...]:
         """The diff IDs of an image (the platform chosen as `export` does), read from
         its config: manifests and the config only, no layer."""
         ref = parse_reference(reference)
-        _, manifest, wanted = self._image_manifest(ref, reference, platform)
+        _, manifest, wanted, _ = self._image_manifest(ref, reference, platform)
         desc = _descriptor(manifest.get("config"), reference, "config")
         if desc["size"] > MAX_CONFIG:
             raise RegistryError(f"{reference}: image config of {desc['size']} bytes is too large")
@@ -233,19 +242,20 @@ class RegistryExporter:
 
     def _image_manifest(
         self, ref: Reference, shown: str, platform: Optional[str]
-    ) -> Tuple[str, Dict[str, Any], Optional[Platform]]:
-        """(digest, manifest) of the image to embed, and the platform its config must
-        still be checked against (None when an index entry was chosen for it)."""
-        digest, media_type, manifest = self.client.top_manifest(ref)
+    ) -> Tuple[str, Dict[str, Any], Optional[Platform], bytes]:
+        """(digest, manifest) of the image to embed, the platform its config must
+        still be checked against (None when an index entry was chosen for it), and
+        the manifest's bytes (pinned to that digest, they need no index)."""
+        digest, media_type, manifest, raw = self.client.top_manifest_raw(ref)
         wanted = parse_platform(platform) if platform else None
         if media_type in INDEX_TYPES:
-            digest, manifest = self._platform_manifest(ref, shown, manifest, wanted)
+            digest, manifest, raw = self._platform_manifest(ref, shown, manifest, wanted)
             wanted = None  # the index entry was chosen for its platform
-        return digest, manifest, wanted
+        return digest, manifest, wanted, raw
 
     def _platform_manifest(
         self, ref: Reference, shown: str, index: Dict[str, Any], wanted: Optional[Platform]
-    ) -> Tuple[str, Dict[str, Any]]:
+    ) -> Tuple[str, Dict[str, Any], bytes]:
         """An offline artifact carries one platform: the one asked for, else this
         host's, else the first linux image of the index."""
         entries = _index_entries(index, shown)
@@ -258,9 +268,9 @@ class RegistryExporter:
                 f"{shown}: no image for platform {wanted or host_platform()} (available: {have});"
                 " choose one with --platform"
             )
-        digest, media_type, manifest = self.client.manifest(ref, chosen, shown)
+        digest, media_type, manifest, raw = self.client.manifest_raw(ref, chosen, shown)
         _require_manifest(media_type, shown, wanted)
-        return digest, manifest
+        return digest, manifest, raw
 
     def _config(
         self,
@@ -384,10 +394,12 @@ def export_with_docker(
     progress: Optional[Progress] = None,
     docker: str = "docker",
     omit: Optional[Omit] = None,
+    manifests: Optional[ManifestSource] = None,
 ) -> ExportedImage:
     """`docker pull` (to pin the digest, as the original generator did), then
     `docker save`, streamed: its uncompressed layer tars go into the store.
-    `docker save` writes every layer: `omit` only marks the first ones omitted."""
+    `docker save` writes every layer: `omit` only marks the first ones omitted.
+    `manifests` gives the registry manifest (default: `registry_manifests`)."""
     resolved = resolve_with_docker(reference, platform, docker=docker)
     with tempfile.TemporaryFile() as errors:
         try:
@@ -418,7 +430,40 @@ def export_with_docker(
         raise RegistryError(
             f"docker save {resolved.pinned}: {len(layers)} layers, its config lists {len(diff_ids)}"
         )
-    return replace(image, diff_ids=diff_ids, omitted=_omitted(omit, diff_ids))
+    manifest, index = (manifests or registry_manifests)(resolved.pinned, config.digest)
+    return replace(image, diff_ids=diff_ids, omitted=_omitted(omit, diff_ids),
+                   manifest=manifest, index=index)  # fmt: skip
+
+
+def registry_manifests(
+    pinned: str, image_id: str, client: Optional[RegistryClient] = None
+) -> Tuple[bytes, bytes]:
+    """The manifest bytes of `pinned` (a digest the daemon reports) from its registry,
+    and the index's when that digest names one: (manifest, index or b""). The
+    manifest must name `image_id` as its config; else one-line RegistryError."""
+    own = client is None
+    client = client or RegistryClient()
+    try:
+        ref = parse_reference(pinned)
+        _, media_type, top, raw = client.manifest_raw(ref, pinned.rsplit("@", 1)[1], pinned)
+        if media_type not in INDEX_TYPES:
+            if config_digest(top, pinned) != image_id:
+                raise RegistryError(f"it names config {config_digest(top, pinned)}, "
+                                    f"docker saved image {image_id}")  # fmt: skip
+            return raw, b""
+        for _, child in _index_entries(top, pinned):
+            _, child_type, manifest, child_raw = client.manifest_raw(ref, child, pinned)
+            if child_type not in INDEX_TYPES and config_digest(manifest, pinned) == image_id:
+                return child_raw, raw
+        raise RegistryError(f"no manifest of its index names image {image_id}")
+    except RegistryError as exc:
+        raise RegistryError(
+            f"--resolver docker: no registry manifest for {pinned} (an offline artifact "
+            f"carries it to tie the image to its reference): {exc}"
+        ) from None
+    finally:
+        if own:
+            client.close()
 
 
 def _omitted(omit: Optional[Omit], diff_ids: Sequence[str]) -> int:
