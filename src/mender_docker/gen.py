@@ -216,6 +216,8 @@ def build_metadata(
         metadata = replace(
             metadata,
             container_args=app.container_args,
+            names=app.names if any(app.names) else None,
+            health_exec=app.health_exec if any(app.health_exec) else None,
             project=app.project,
             services=app.services,
             commands=app.commands if any(app.commands) else None,
@@ -371,7 +373,7 @@ def generate(
     """Resolve every image, then write the artifact atomically to options.output_path.
 
     With embed_images, `progress` is called with the bytes of each chunk fetched."""
-    if options.compose_file is not None:
+    if options.compose_file is not None and options.application is None:
         options = with_application(options)
     check_options(options)
     signer = load_signer(options.key) if options.key else None  # before any network

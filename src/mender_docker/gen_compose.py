@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass
-from typing import List, Mapping, Tuple
+from typing import List, Mapping, Optional, Tuple
 
 from mender_docker.compose.model import ComposeError, Mount, Network, Project, Service, Volume
 
@@ -25,6 +25,9 @@ class Application:
     project: str
     images: Tuple[str, ...]
     services: Tuple[str, ...]
+    names: Tuple[str, ...]  # container_name, "" for Compose's "<project>-<service>-1"
+    health_exec: Tuple[str, ...]  # an exec-form check's argv, shlex-joined; "" for none
+    notes: Tuple[str, ...]  # for the user, on stderr: what runs differently on some device
     container_args: Tuple[str, ...]
     commands: Tuple[str, ...]
     depends_on: Tuple[str, ...]
@@ -62,8 +65,15 @@ def application(project: Project) -> Application:
     args: List[str] = []
     commands: List[str] = []
     depends: List[str] = []
+    containers = {s.name: container_name(project.name, s) for s in project.services}
+    notes: List[str] = [
+        f"service {s.name!r}: healthcheck: on docker an exec-form check runs through"
+        " /bin/sh -c (docker's CLI takes no exec form): the image needs /bin/sh"
+        for s in project.services
+        if exec_health_check(s)
+    ]
     for service in project.services:
-        args.append(shlex.join(service_args(project.name, service, networks, volumes)))
+        args.append(shlex.join(service_args(project.name, service, networks, volumes, containers)))
         command = list(service.entrypoint[1:]) if service.entrypoint else []
         command += list(service.command or ())
         commands.append(shlex.join(command))
@@ -89,6 +99,9 @@ def application(project: Project) -> Application:
         project=project.name,
         images=tuple(s.image for s in project.services),
         services=tuple(s.name for s in project.services),
+        names=tuple(s.container_name or "" for s in project.services),
+        health_exec=tuple(exec_health_check(s) for s in project.services),
+        notes=tuple(notes),
         container_args=tuple(args),
         commands=tuple(commands),
         depends_on=tuple(depends),
@@ -102,8 +115,11 @@ def service_args(
     service: Service,
     networks: Mapping[str, Network],
     volumes: Mapping[str, Volume],
+    containers: Optional[Mapping[str, str]] = None,
 ) -> List[str]:
-    """The service's settings as `docker run` options."""
+    """The service's settings as `docker run` options; `containers`: each service's
+    container name (for `service:NAME` references)."""
+    peers = dict(containers or {})
     out: List[str] = [f"--restart={service.restart or 'no'}"]  # Compose's default: no
     where = f"service {service.name!r}"
     if service.platform:
@@ -121,7 +137,7 @@ def service_args(
         out.append(_mount(service, mount, volumes))
     out += [f"--tmpfs={path}" for path in service.tmpfs]
     if service.network_mode:
-        out.append(f"--network={_peer(project, service.network_mode)}")
+        out.append(f"--network={_peer(project, service.network_mode, peers)}")
     else:
         aliases = [service.name]
         for attachment in service.networks:
@@ -139,8 +155,8 @@ def service_args(
         ("hostname", service.hostname),
         ("domainname", service.domainname),
         ("stop-signal", service.stop_signal),
-        ("pid", service.pid and _peer(project, service.pid)),
-        ("ipc", service.ipc and _peer(project, service.ipc)),
+        ("pid", service.pid and _peer(project, service.pid, peers)),
+        ("ipc", service.ipc and _peer(project, service.ipc, peers)),
     ):
         if value:
             out.append(f"--{flag}={value}")
@@ -182,10 +198,16 @@ def service_args(
     return out
 
 
-def _peer(project: str, mode: str) -> str:
+def container_name(project: str, service: Service) -> str:
+    """The container's name on the device: `container_name`, else Compose's own."""
+    return service.container_name or f"{project}-{service.name}-1"
+
+
+def _peer(project: str, mode: str, peers: Mapping[str, str]) -> str:
     """`service:NAME` (network_mode, pid, ipc) is that service's container."""
     if mode.startswith("service:"):
-        return f"container:{project}-{mode.split(':', 1)[1]}-1"
+        other = mode.split(":", 1)[1]
+        return f"container:{peers.get(other) or f'{project}-{other}-1'}"
     return mode
 
 
@@ -207,6 +229,14 @@ def _mount(service: Service, mount: Mount, volumes: Mapping[str, Volume]) -> str
     return f"--mount=type=volume,src={name},dst={mount.target}{ro}{nocopy}"
 
 
+def exec_health_check(service: Service) -> str:
+    """The argv of the service's exec-form (`CMD`) health check, shlex-joined; "" if none."""
+    check = service.healthcheck
+    if check is None or check.disable or not check.test or check.test[0] != "CMD":
+        return ""
+    return shlex.join(check.test[1:])
+
+
 def _healthcheck(service: Service) -> List[str]:
     check = service.healthcheck
     if check is None:
@@ -216,6 +246,8 @@ def _healthcheck(service: Service) -> List[str]:
     out: List[str] = []
     if check.test:
         kind, rest = check.test[0], list(check.test[1:])
+        if not rest:
+            raise ComposeError(f"service {service.name!r}: healthcheck.test: no command")
         out.append(f"--health-cmd={rest[0] if kind == 'CMD-SHELL' else shlex.join(rest)}")
     for flag, seconds in (
         ("interval", check.interval),

@@ -140,6 +140,7 @@ def _service(s: Service) -> Dict[str, Any]:
         "tty": s.tty,
         "stdin_open": s.stdin_open,
         "platform": s.platform,
+        "container_name": s.container_name,
     })
 
 
@@ -235,6 +236,7 @@ _SERVICE_KEYS = {
     "devices", "mem_limit", "mem_reservation", "cpus", "stop_grace_period", "stop_signal",
     "init", "pid", "ipc", "security_opt", "sysctls", "ulimits", "extra_hosts", "dns", "expose",
     "shm_size", "profiles", "tty", "stdin_open", "platform", "scale",
+    "container_name",
 }
 
 
@@ -353,4 +355,5 @@ def _tool_service(name: str, s: Dict[str, Any], enabled: Set[str]) -> Dict[str, 
         "tty": s.get("tty", False),
         "stdin_open": s.get("stdin_open", False),
         "platform": s.get("platform"),
+        "container_name": s.get("container_name"),
     })

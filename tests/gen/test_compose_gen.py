@@ -4,6 +4,7 @@ options the device parses and its policy judges like any other."""
 from __future__ import annotations
 
 from pathlib import Path
+import shlex
 from typing import Dict, List
 
 import pytest
@@ -15,7 +16,7 @@ from mender_docker.errors import GeneratorError
 from mender_docker.gen import with_application
 from mender_docker.gen_compose import Application, application
 from mender_docker.module.policy import find_violations, policy_from_settings
-from mender_docker.spec import DockerMetadata, parse_metadata
+from mender_docker.spec import DockerMetadata, MetadataError, parse_metadata
 
 DIGEST = "sha256:" + "ab" * 32
 
@@ -30,6 +31,8 @@ def metadata(app: Application) -> DockerMetadata:
     meta = DockerMetadata(
         containers=tuple(f"{image}@{DIGEST}" for image in app.images),
         container_args=app.container_args,
+        names=app.names if any(app.names) else None,
+        health_exec=app.health_exec if any(app.health_exec) else None,
         project=app.project,
         services=app.services,
         commands=app.commands,
@@ -90,6 +93,67 @@ def test_services_become_containers_with_run_options(tmp_path: Path) -> None:
     assert [str(d) for d in web.depends_on] == ["api:service_healthy:restart"]
     assert meta.networks == ("shop_back", "shop_default")
     assert meta.volumes == ("shop_data",)
+
+
+def test_container_name_names_the_container_and_its_peers(tmp_path: Path) -> None:
+    app = app_of(
+        tmp_path,
+        """
+services:
+  db:
+    image: registry.example.com/db
+    container_name: immich_postgres
+  app:
+    image: registry.example.com/app
+    environment: {DB_HOST: immich_postgres}
+  sidecar:
+    image: registry.example.com/sidecar
+    network_mode: service:db
+    pid: service:app
+""",
+    )
+    db, web, sidecar = metadata(app).plan("docker")
+    assert (db.name, web.name, sidecar.name) == ("immich_postgres", "shop-app-1", "shop-sidecar-1")
+    assert sidecar.run.values("network") == ["container:immich_postgres"]
+    assert sidecar.run.values("pid") == ["container:shop-app-1"]
+
+
+EXEC_CHECK = """
+services:
+  db:
+    image: registry.example.com/db
+    healthcheck: {test: [CMD, pg_isready, -U, "my app", "$$HOME"]}
+  web:
+    image: registry.example.com/web
+    healthcheck: {test: [CMD, healthy]}
+  shell:
+    image: registry.example.com/shell
+    healthcheck: {test: "curl -f http://localhost/ || exit 1"}
+"""
+
+
+def test_an_exec_form_health_check_runs_the_same_argv_on_each_engine(tmp_path: Path) -> None:
+    app = app_of(tmp_path, EXEC_CHECK)
+    assert app.health_exec == ("pg_isready -U 'my app' '$HOME'", "healthy", "")
+    assert [n.split(":")[0] for n in app.notes] == ["service 'db'", "service 'web'"]
+    assert all("/bin/sh" in note for note in app.notes)
+    meta = metadata(app)
+    db, web, shell = meta.plan("docker")
+    assert db.run.values("health-cmd") == ["pg_isready -U 'my app' '$HOME'"]
+    assert shlex.split(db.run.values("health-cmd")[0]) == ["pg_isready", "-U", "my app", "$HOME"]
+    assert web.run.values("health-cmd") == ["healthy"]
+    assert shell.run.values("health-cmd") == ["curl -f http://localhost/ || exit 1"]
+    db, web, shell = meta.plan("podman")
+    assert db.run.values("health-cmd") == ['["pg_isready", "-U", "my app", "$HOME"]']
+    assert web.run.values("health-cmd") == ["healthy"]  # one item: podman's shell form
+    assert shell.run.values("health-cmd") == ["curl -f http://localhost/ || exit 1"]
+
+
+def test_health_exec_must_match_the_containers_health_cmd(tmp_path: Path) -> None:
+    raw = metadata(app_of(tmp_path, EXEC_CHECK)).to_dict()
+    raw["health_exec"][0] = "pg_isready -U other"
+    with pytest.raises(MetadataError, match=r"health_exec\[0\] is not the exec form"):
+        parse_metadata(raw)
 
 
 def test_the_policy_judges_a_compose_file_like_run_arguments(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 from mender_docker.cli.common import run_command
 from mender_docker.cli.progress import ProgressBar
 from mender_docker.errors import GeneratorError
-from mender_docker.gen import RESOLVERS, GenOptions, generate, summary
+from mender_docker.gen import RESOLVERS, GenOptions, generate, summary, with_application
 
 PROG = "docker-artifact-gen"
 COMPRESSIONS = ("none", "gzip", "lzma", "zstd")
@@ -301,6 +301,10 @@ def make_command(prog: str) -> Callable[[List[str]], int]:
             options = parse_options(argv, prog)
         except SystemExit as exc:  # --help
             return exc.code if isinstance(exc.code, int) else 0
+        if options.compose_file is not None:
+            options = with_application(options)
+            for note in options.application.notes if options.application else ():
+                print(f"{prog}: note: {note}", file=sys.stderr)
         if options.embed_images:
             with ProgressBar("fetching images") as bar:  # on a terminal only
                 result = generate(options, progress=bar)

@@ -59,7 +59,6 @@ _REFUSED: Dict[str, str] = {
     "links": "legacy links are not supported: services reach each other by name",
     "external_links": "legacy links are not supported",
     "volumes_from": "not supported: mount the same named volume",
-    "container_name": "not supported: the device names containers <project>-<service>-1",
     "pull_policy": "not supported: the device pulls each image by digest before the update",
     "label_file": "not supported: use labels",
     "provider": "provider services are not supported",
@@ -900,6 +899,7 @@ class _ServiceReader:
             tty=f.get("tty", False),
             stdin_open=f.get("stdin_open", False),
             platform=f.get("platform"),
+            container_name=f.get("container_name"),
         )
 
     # --- simple keys ---
@@ -910,6 +910,11 @@ class _ServiceReader:
         if not _is_str(value):
             raise self.error(key, f"must be a string, not {_show(value)}")
         self.fields[key] = str(value)
+
+    def container_name(self, value: Any, key: str) -> None:
+        self.string(value, key)
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", self.fields[key]):
+            raise self.error(key, f"{self.fields[key]!r} does not match [a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
     def image(self, value: Any, key: str) -> None:
         if value is None:
@@ -1484,6 +1489,7 @@ _READERS: Dict[str, Optional[_Reader]] = {
     "depends_on": _ServiceReader.depends_on_,
     "healthcheck": _ServiceReader.healthcheck,
     "restart": _ServiceReader.restart,
+    "container_name": _ServiceReader.container_name,
     "user": _ServiceReader.string,
     "working_dir": _ServiceReader.string,
     "hostname": _ServiceReader.string,

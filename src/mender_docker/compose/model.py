@@ -122,6 +122,7 @@ class Service:
     tty: bool
     stdin_open: bool
     platform: Optional[str]  # "os/arch[/variant]", None: the generator's default
+    container_name: Optional[str] = None  # None: Compose's "<project>-<service>-1"
 
 
 @dataclass(frozen=True)
