@@ -91,6 +91,8 @@ class GenOptions:
     embed_images: bool = False  # offline artifact: the images travel in the payload
     delta_from: List[str] = field(default_factory=list)  # base artifact files or images
     compose_file: Optional[str] = None  # the services of a Compose file instead of images
+    compose_overrides: List[str] = field(default_factory=list)  # more files, merged over it
+    project_directory: Optional[str] = None  # Compose's --project-directory
     project_name: Optional[str] = None
     profiles: List[str] = field(default_factory=list)
     application: Optional[Application] = None  # read from compose_file by generate()
@@ -146,7 +148,12 @@ def with_application(options: GenOptions) -> GenOptions:
             "--name, --container-args or --run-args with it"
         )
     try:
-        project = load_project(options.compose_file, options.project_name, options.profiles)
+        project = load_project(
+            [options.compose_file, *options.compose_overrides],
+            options.project_name,
+            options.profiles,
+            project_directory=options.project_directory,
+        )
         app = application(project)
     except ComposeError as exc:
         raise GeneratorError(str(exc)) from None

@@ -3,8 +3,8 @@ options the device parses and its policy judges like any other."""
 
 from __future__ import annotations
 
-from pathlib import Path
 import shlex
+from pathlib import Path
 from typing import Dict, List
 
 import pytest
@@ -197,3 +197,16 @@ def test_compose_takes_no_images_or_run_arguments(tmp_path: Path) -> None:
     options = with_application(parse_options(["-n", "x", "-t", "d", *compose]))
     assert options.images == ["registry.example.com/a"]
     assert options.application is not None and options.application.services == ("a",)
+
+
+def test_repeated_compose_files_are_merged(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(
+        "services: {a: {image: registry.example.com/dev, ports: ['8080:80']}}\n"
+    )
+    (tmp_path / "prod.yaml").write_text("services: {a: {image: registry.example.com/prod}}\n")
+    argv = ["-n", "x", "-t", "d", "--compose", str(tmp_path / "compose.yaml"),
+            "--compose", str(tmp_path / "prod.yaml"), "--project-name", "shop"]  # fmt: skip
+    options = with_application(parse_options(argv))
+    assert options.images == ["registry.example.com/prod"]
+    assert options.application is not None
+    assert "--publish=8080:80/tcp" in options.application.container_args[0]

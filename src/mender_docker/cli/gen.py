@@ -183,8 +183,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     ours.add_argument(
         "--compose",
         metavar="FILE",
+        action="append",
         help="a Compose file: one container per service, with its networks and volumes"
-        " (no IMAGE arguments then)",
+        " (no IMAGE arguments then); repeated, the files are merged as `docker compose -f A"
+        " -f B` merges them",
+    )
+    ours.add_argument(
+        "--project-directory",
+        metavar="DIR",
+        help="the Compose project's directory (default: the first --compose file's)",
     )
     ours.add_argument("--project-name", metavar="NAME", help="the Compose project's name")
     ours.add_argument(
@@ -281,7 +288,9 @@ def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
         image_sizes=not ns.no_image_sizes,
         embed_images=bool(ns.embed_images),
         delta_from=list(ns.delta_from or []),
-        compose_file=ns.compose,
+        compose_file=ns.compose[0] if ns.compose else None,
+        compose_overrides=list(ns.compose[1:]) if ns.compose else [],
+        project_directory=ns.project_directory,
         project_name=ns.project_name,
         profiles=list(ns.profile or []),
     )

@@ -17,7 +17,7 @@ import ipaddress
 import os
 import posixpath
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from mender_docker.compose import shellwords
 from mender_docker.compose.interpolate import (
@@ -26,6 +26,7 @@ from mender_docker.compose.interpolate import (
     parse_dotenv,
     substitute,
 )
+from mender_docker.compose.merge import merge_files
 from mender_docker.compose.model import (
     ComposeError,
     Dependency,
@@ -43,7 +44,7 @@ from mender_docker.compose.model import (
     Volume,
 )
 from mender_docker.compose.units import go_number, parse_duration, parse_ram
-from mender_docker.compose.yamlload import Timestamp, YamlError, load_documents
+from mender_docker.compose.yamlload import MAX_TEXT, Timestamp, YamlError, load_documents
 
 _CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 _KEY_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
@@ -87,15 +88,20 @@ _TOP_REFUSED = {
 
 
 def load_project(
-    path: str,
+    path: Union[str, Sequence[str]],
     project_name: Optional[str] = None,
     profiles: Sequence[str] = (),
     environ: Optional[Mapping[str, str]] = None,
+    project_directory: Optional[str] = None,
 ) -> Project:
-    """The project in the Compose file at `path`, as `docker compose -f path config` reads
-    it with `--project-name`/`--profile` given here and `environ` (default: os.environ)
-    as its environment. ComposeError (one line) for anything Compose or we refuse."""
-    return _Loader(path, project_name, tuple(profiles), environ).load()
+    """The project in the Compose file at `path` (or the files, merged in order), as
+    `docker compose -f path... config` reads it with `--project-name`/`--profile`/
+    `--project-directory` given here and `environ` (default: os.environ) as its
+    environment. ComposeError (one line) for anything Compose or we refuse."""
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise ComposeError("no Compose file given")
+    return _Loader(paths, project_name, tuple(profiles), environ, project_directory).load()
 
 
 def normalize_project_name(name: str) -> str:
@@ -117,14 +123,17 @@ def _one_line(text: str) -> str:
 class _Loader:
     def __init__(
         self,
-        path: str,
+        paths: List[str],
         project_name: Optional[str],
         profiles: Tuple[str, ...],
         environ: Optional[Mapping[str, str]],
+        project_directory: Optional[str],
     ) -> None:
-        self.label = path
-        self.file = os.path.abspath(path)
-        self.workdir = os.path.dirname(self.file)
+        self.paths = paths
+        self.label = " + ".join(paths)
+        # relative paths of every file are from the project directory: the first file's
+        first_dir = os.path.dirname(os.path.abspath(paths[0]))
+        self.workdir = os.path.abspath(project_directory or first_dir)
         self.project_name = project_name
         self.profiles = profiles
         self.environ: Dict[str, str] = dict(os.environ if environ is None else environ)
@@ -138,33 +147,8 @@ class _Loader:
     # --- the whole file -----------------------------------------------------------
 
     def load(self) -> Project:
-        try:
-            with open(self.file, encoding="utf-8") as stream:
-                text = stream.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ComposeError(_one_line(f"{self.label}: cannot read: {exc}")) from None
         self.env = self._project_environment()
-        try:
-            documents = load_documents(text)
-        except YamlError as exc:
-            raise ComposeError(_one_line(f"{self.label}: {exc}")) from None
-        documents = [d for d in documents if d is not None] or [None]
-        if len(documents) > 1:
-            raise ComposeError(
-                f"{self.label}: several YAML documents in one file are not supported"
-            )
-        raw = documents[0]
-        if raw is None or raw == {}:
-            raise ComposeError(f"{self.label}: empty compose file")
-        if not isinstance(raw, dict):
-            raise ComposeError(f"{self.label}: top-level object must be a mapping")
-        for key in raw:
-            if key.startswith("x-") or key in _TOP_KEYS:
-                continue
-            if key in _TOP_REFUSED:
-                raise self.error(key, _TOP_REFUSED[key])
-            raise self.error(key, "unknown top-level key (Compose refuses it too)")
-
+        raw = merge_files([self._read(path) for path in self.paths])
         name = self._project_name(raw)
         self.env["COMPOSE_PROJECT_NAME"] = name
         data = self._interpolate(raw, "")
@@ -189,6 +173,33 @@ class _Loader:
         if not readers:
             raise self.error("services", "no service defined")
         return self._project(name, readers, networks, volumes)
+
+    def _read(self, path: str) -> Dict[str, Any]:
+        """One file's top-level mapping, as YAML gives it (tags kept for the merge)."""
+        try:
+            with open(path, encoding="utf-8") as stream:
+                text = stream.read(MAX_TEXT + 1)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ComposeError(_one_line(f"{path}: cannot read: {exc}")) from None
+        try:
+            documents = load_documents(text)
+        except YamlError as exc:
+            raise ComposeError(_one_line(f"{path}: {exc}")) from None
+        documents = [d for d in documents if d is not None] or [None]
+        if len(documents) > 1:
+            raise ComposeError(f"{path}: several YAML documents in one file are not supported")
+        raw = documents[0]
+        if raw is None or raw == {}:
+            raise ComposeError(f"{path}: empty compose file")
+        if not isinstance(raw, dict):
+            raise ComposeError(f"{path}: top-level object must be a mapping")
+        for key in raw:
+            if key.startswith("x-") or key in _TOP_KEYS:
+                continue
+            if key in _TOP_REFUSED:
+                raise ComposeError(_one_line(f"{path}: {key}: {_TOP_REFUSED[key]}"))
+            raise ComposeError(f"{path}: {key}: unknown top-level key (Compose refuses it too)")
+        return raw
 
     def _project_environment(self) -> Dict[str, str]:
         env = dict(self.environ)
