@@ -154,7 +154,7 @@ def with_application(options: GenOptions) -> GenOptions:
             options.profiles,
             project_directory=options.project_directory,
         )
-        app = application(project)
+        app = application(project, local_builds=options.resolver == "docker")
     except ComposeError as exc:
         raise GeneratorError(str(exc)) from None
     if not app.images:

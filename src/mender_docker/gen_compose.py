@@ -35,7 +35,9 @@ class Application:
     volumes: Tuple[str, ...]
 
 
-def application(project: Project) -> Application:
+def application(project: Project, local_builds: bool = False) -> Application:
+    """The project's containers. `local_builds` (--resolver docker): a service with
+    `build:` and no `image:` runs the image `docker compose build` tagged for it."""
     networks = {net.key: net for net in project.networks}
     volumes = {vol.key: vol for vol in project.volumes}
     for net in project.networks:
@@ -72,6 +74,12 @@ def application(project: Project) -> Application:
         for s in project.services
         if exec_health_check(s)
     ]
+    notes += [
+        f"service {s.name!r}: environment: {key} is not set on this workstation: left unset"
+        for s in project.services
+        for key, value in s.environment
+        if value is None
+    ]
     for service in project.services:
         args.append(shlex.join(service_args(project.name, service, networks, volumes, containers)))
         command = list(service.entrypoint[1:]) if service.entrypoint else []
@@ -97,7 +105,7 @@ def application(project: Project) -> Application:
     ]
     return Application(
         project=project.name,
-        images=tuple(s.image for s in project.services),
+        images=tuple(_image(project.name, s, local_builds) for s in project.services),
         services=tuple(s.name for s in project.services),
         names=tuple(s.container_name or "" for s in project.services),
         health_exec=tuple(exec_health_check(s) for s in project.services),
@@ -124,17 +132,15 @@ def service_args(
     where = f"service {service.name!r}"
     if service.platform:
         raise ComposeError(f"{where}: platform: use docker-artifact-gen --platform")
-    for key, value in service.environment:
-        if value is None:
-            raise ComposeError(f"{where}: environment {key!r} has no value on this workstation")
-        out.append(f"--env={key}={value}")
+    # as Compose: a name without a value, unset on the workstation, is not passed
+    out += [f"--env={key}={value}" for key, value in service.environment if value is not None]
     for port in service.ports:
         host = f"{port.host_ip}:" if port.host_ip else ""
         published = f"{port.published}:" if port.published else ("" if not host else ":")
         out.append(f"--publish={host}{published}{port.target}/{port.protocol}")
     out += [f"--expose={port}" for port in service.expose]
-    for mount in service.volumes:
-        out.append(_mount(service, mount, volumes))
+    for index, mount in enumerate(service.volumes):
+        out.append(_mount(f"{where}: volumes[{index}]", mount, volumes))
     out += [f"--tmpfs={path}" for path in service.tmpfs]
     if service.network_mode:
         out.append(f"--network={_peer(project, service.network_mode, peers)}")
@@ -180,7 +186,15 @@ def service_args(
     out += [f"--cap-add={cap}" for cap in service.cap_add]
     out += [f"--cap-drop={cap}" for cap in service.cap_drop]
     out += [f"--device={device}" for device in service.devices]
-    out += [f"--security-opt={opt}" for opt in service.security_opt]
+    for opt in service.security_opt:
+        key, _, value = opt.replace(":", "=", 1).partition("=")
+        is_file = value not in ("unconfined", "builtin")
+        if key == "seccomp" and is_file and not value.startswith("/"):
+            raise ComposeError(
+                f"{where}: security_opt: {opt!r}: the engine reads the profile on the device:"
+                " give the absolute path it has there (workstation files do not travel)"
+            )
+        out.append(f"--security-opt={opt}")
     out += [f"--sysctl={key}={value}" for key, value in service.sysctls]
     out += [f"--ulimit={name}={soft}:{hard}" for name, soft, hard in service.ulimits]
     out += [f"--add-host={host}" for host in service.extra_hosts]
@@ -191,6 +205,8 @@ def service_args(
         out.append(f"--memory-reservation={service.mem_reservation}")
     if service.cpus is not None:
         out.append(f"--cpus={service.cpus:g}")
+    if service.pids_limit is not None:
+        out.append(f"--pids-limit={service.pids_limit}")
     if service.shm_size is not None:
         out.append(f"--shm-size={service.shm_size}")
     if service.stop_grace_period is not None:
@@ -211,22 +227,73 @@ def _peer(project: str, mode: str, peers: Mapping[str, str]) -> str:
     return mode
 
 
-def _mount(service: Service, mount: Mount, volumes: Mapping[str, Volume]) -> str:
-    ro = ",readonly" if mount.read_only else ""
-    if mount.type == "bind" and mount.bind_create_host_path:  # -v creates a missing source
-        return f"--volume={mount.source}:{mount.target}{':ro' if mount.read_only else ''}"
+def _image(project: str, service: Service, local_builds: bool) -> str:
+    if service.image:
+        return service.image  # with `build:` too: the image it names is the one to run
+    if local_builds:
+        return f"{project}-{service.name}"  # what `docker compose build` tags
+    raise ComposeError(
+        f"service {service.name!r}: build: the device does not build images: build and push"
+        " it and name it in `image:`, or generate with --resolver docker to take the image"
+        f" `docker compose build` made ({project}-{service.name})"
+    )
+
+
+def _mount(where: str, mount: Mount, volumes: Mapping[str, Volume]) -> str:
     if mount.type == "bind":
-        return f"--mount=type=bind,src={mount.source},dst={mount.target}{ro}"
+        _check_bind_source(where, mount)
+    for path in (mount.source or "", mount.target):
+        if "," in path and (mount.type != "bind" or not _as_volume_flag(mount)):
+            raise ComposeError(
+                f"{where}: {path!r}: a path with a comma cannot be passed in the engine's"
+                " --mount (comma-separated): rename it"
+            )
+        if ":" in path and mount.type == "bind" and _as_volume_flag(mount):
+            raise ComposeError(
+                f"{where}: {path!r}: a path with a colon cannot be passed in the engine's"
+                " --volume (colon-separated): rename it"
+            )
+    ro = ",readonly" if mount.read_only else ""
+    if mount.type == "bind" and _as_volume_flag(mount):
+        options = ["ro"] if mount.read_only else []
+        options += [o for o in (mount.bind_selinux, mount.bind_propagation) if o]
+        suffix = f":{','.join(options)}" if options else ""
+        return f"--volume={mount.source}:{mount.target}{suffix}"
+    if mount.type == "bind":
+        propagation = mount.bind_propagation and f",bind-propagation={mount.bind_propagation}"
+        return f"--mount=type=bind,src={mount.source},dst={mount.target}{ro}{propagation or ''}"
     if mount.type == "tmpfs":
         size = f",tmpfs-size={mount.tmpfs_size}" if mount.tmpfs_size else ""
         return f"--mount=type=tmpfs,dst={mount.target}{size}"
     if mount.type != "volume":
-        raise ComposeError(f"service {service.name!r}: volumes of type {mount.type!r}")
+        raise ComposeError(f"{where}: volumes of type {mount.type!r}")
     nocopy = ",volume-nocopy" if mount.volume_nocopy else ""
     if not mount.source:
         return f"--mount=type=volume,dst={mount.target}{ro}{nocopy}"
     name = volumes[mount.source].name
     return f"--mount=type=volume,src={name},dst={mount.target}{ro}{nocopy}"
+
+
+def _as_volume_flag(mount: Mount) -> bool:
+    """`--volume` creates a missing source (short syntax) and takes an SELinux label;
+    `--mount` does neither."""
+    return mount.bind_create_host_path or mount.bind_selinux is not None
+
+
+def _check_bind_source(where: str, mount: Mount) -> None:
+    """A bind source must be a path the device has: written absolute."""
+    written = mount.written if mount.written is not None else mount.source or ""
+    if written.startswith("~"):
+        raise ComposeError(
+            f"{where}: bind source {written!r}: `~` is the home directory on this workstation,"
+            " not on the device: write the absolute path the device has"
+        )
+    if not written.startswith("/"):
+        raise ComposeError(
+            f"{where}: bind source {written!r} is relative to the project on this workstation:"
+            " project files do not travel with the release yet, and the device has no"
+            f" {mount.source}: write the absolute path the device has"
+        )
 
 
 def exec_health_check(service: Service) -> str:

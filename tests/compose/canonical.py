@@ -71,6 +71,8 @@ def _mount(m: Mount) -> Dict[str, Any]:
         "create_host_path": m.bind_create_host_path,
         "nocopy": m.volume_nocopy,
         "tmpfs_size": m.tmpfs_size,
+        "propagation": m.bind_propagation,
+        "selinux": m.bind_selinux,
     })
 
 
@@ -141,6 +143,8 @@ def _service(s: Service) -> Dict[str, Any]:
         "stdin_open": s.stdin_open,
         "platform": s.platform,
         "container_name": s.container_name,
+        "build": s.build,
+        "pids_limit": s.pids_limit,
     })
 
 
@@ -236,8 +240,38 @@ _SERVICE_KEYS = {
     "devices", "mem_limit", "mem_reservation", "cpus", "stop_grace_period", "stop_signal",
     "init", "pid", "ipc", "security_opt", "sysctls", "ulimits", "extra_hosts", "dns", "expose",
     "shm_size", "profiles", "tty", "stdin_open", "platform", "scale",
-    "container_name",
+    "container_name", "build", "deploy", "pids_limit",
 }
+
+
+def _apply_deploy(s: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """deploy.resources and deploy.restart_policy as Compose's container creation applies
+    them (compose's getDeployResources, getRestartPolicy)."""
+    deploy = s.get("deploy")
+    if not deploy:
+        return s
+    s = dict(s)
+    _only(deploy, {"mode", "replicas", "labels", "resources", "restart_policy", "placement",
+                   "update_config", "rollback_config", "endpoint_mode"}, f"{where}.deploy")
+    resources = deploy.get("resources") or {}
+    limits = resources.get("limits") or {}
+    reservations = resources.get("reservations") or {}
+    if limits.get("memory"):
+        s["mem_limit"] = limits["memory"]
+    if limits.get("cpus"):
+        s["cpus"] = float(limits["cpus"])
+    if limits.get("pids"):
+        s["pids_limit"] = limits["pids"]
+    if reservations.get("memory"):
+        s["mem_reservation"] = reservations["memory"]
+    policy = deploy.get("restart_policy")
+    if policy is not None:
+        condition = policy.get("condition")
+        restart = {"none": "no", "any": "always", None: "no"}.get(condition, condition)
+        if restart == "on-failure" and policy.get("max_attempts"):
+            restart += f":{policy['max_attempts']}"
+        s["restart"] = restart
+    return s
 
 
 def _tool_mount(v: Dict[str, Any], where: str) -> Dict[str, Any]:
@@ -245,7 +279,7 @@ def _tool_mount(v: Dict[str, Any], where: str) -> Dict[str, Any]:
     bind = v.get("bind") or {}
     volume = v.get("volume") or {}
     tmpfs = v.get("tmpfs") or {}
-    _only(bind, {"create_host_path"}, f"{where}.bind")
+    _only(bind, {"create_host_path", "propagation", "selinux"}, f"{where}.bind")
     _only(volume, {"nocopy"}, f"{where}.volume")
     _only(tmpfs, {"size"}, f"{where}.tmpfs")
     return _drop_defaults({
@@ -256,12 +290,15 @@ def _tool_mount(v: Dict[str, Any], where: str) -> Dict[str, Any]:
         "create_host_path": bind.get("create_host_path", False),
         "nocopy": volume.get("nocopy", False),
         "tmpfs_size": _size(tmpfs.get("size")),
+        "propagation": bind.get("propagation"),
+        "selinux": bind.get("selinux"),
     })
 
 
 def _tool_service(name: str, s: Dict[str, Any], enabled: Set[str]) -> Dict[str, Any]:
     where = f"services.{name}"
     _only(s, _SERVICE_KEYS, where)
+    s = _apply_deploy(s, where)
     if s.get("scale", 1) != 1:
         raise UnknownKey(f"{where}: scale {s['scale']}")
     hc = s.get("healthcheck")
@@ -356,4 +393,6 @@ def _tool_service(name: str, s: Dict[str, Any], enabled: Set[str]) -> Dict[str, 
         "stdin_open": s.get("stdin_open", False),
         "platform": s.get("platform"),
         "container_name": s.get("container_name"),
+        "build": "build" in s,
+        "pids_limit": s.get("pids_limit"),
     })

@@ -295,7 +295,7 @@ def test_profiles(tmp_path: Path) -> None:
         services:
           app: {image: a, depends_on: {tool: {condition: service_started, required: false}}}
           tool: {image: t, profiles: [tools], networks: [toolnet]}
-          dev: {build: ., profiles: [dev], env_file: missing.env}
+          dev: {image: d, extends: x, profiles: [dev], env_file: missing.env}
         networks:
           toolnet:
         """
@@ -309,7 +309,7 @@ def test_profiles(tmp_path: Path) -> None:
     assert [s.name for s in load(tmp_path, text, env={"COMPOSE_PROFILES": "tools"}).services] == [
         "app", "tool"
     ]
-    refuses(tmp_path, text, "service 'dev'", "build", profiles=["dev"])
+    refuses(tmp_path, text, "service 'dev'", "extends", profiles=["dev"])
     refuses(
         tmp_path,
         "services:\n  a: {image: a, depends_on: [b]}\n  b: {image: b, profiles: [x]}\n",
@@ -332,7 +332,10 @@ def test_refused_keys_name_the_service_and_key(tmp_path: Path, key: str) -> None
         ("services:\n  a: {command: x}\n", ("service 'a'", "image")),
         ("secrets: {}\nservices:\n  a: {image: b}\n", ("secrets",)),
         ("include: [x.yaml]\nservices:\n  a: {image: b}\n", ("include",)),
-        ("services:\n  a: {image: b, volumes: [./x:/y:z]}\n", ("volumes[0]", "'z'")),
+        (
+            "services:\n  a: {image: b, volumes: [vol:/y:z]}\nvolumes: {vol: {}}\n",
+            ("volumes[0]", "binds only"),
+        ),
         ("services:\n  a: {image: b, volumes: [dd:/y]}\n", ("undefined volume 'dd'",)),
         ("services:\n  a: {image: b, scale: 2}\n", ("scale",)),
         ("services:\n  a: {image: b, restart: sometimes}\n", ("restart",)),

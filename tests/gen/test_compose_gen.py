@@ -49,7 +49,7 @@ services:
     image: registry.example.com/api
     command: serve --port 80
     environment: {MODE: prod}
-    volumes: [data:/data, ./conf:/conf:ro]
+    volumes: [data:/data, /srv/conf:/conf:ro]
     healthcheck: {test: [CMD, wget, -q, "http://localhost/"], interval: 1m30s, retries: 3}
     networks: [back]
   web:
@@ -80,7 +80,7 @@ def test_services_become_containers_with_run_options(tmp_path: Path) -> None:
     assert options["restart"] == ["no"]  # Compose's default, not the module's
     assert options["env"] == ["MODE=prod"]
     assert options["mount"] == ["type=volume,src=shop_data,dst=/data"]
-    assert options["volume"] == [f"{tmp_path}/conf:/conf:ro"]
+    assert options["volume"] == ["/srv/conf:/conf:ro"]
     assert options["network"] == ["shop_back"]
     assert options["network-alias"] == ["api"]
     assert options["health-cmd"] == ["wget -q http://localhost/"]
@@ -178,13 +178,62 @@ services:
     [
         ("services: {a: {image: x, networks: [n]}}\nnetworks: {n: {driver: overlay}}", "bridge"),
         ('services: {a: {image: x, volumes: ["d1:/v"]}}\nvolumes: {d1: {driver: nfs}}', "local"),
-        ("services: {a: {image: x, environment: [UNSET_HERE]}}", "has no value"),
+        ('services: {a: {image: x, volumes: ["./nginx.conf:/etc/nginx.conf:ro"]}}',
+         r"volumes\[0\]: bind source './nginx.conf' is relative .* do not travel"),
+        ('services: {a: {image: x, volumes: [{type: bind, source: data, target: /d}]}}',
+         "bind source 'data' is relative"),
+        ('services: {a: {image: x, volumes: ["~/data:/data"]}}', "`~` is the home directory"),
+        ("services: {a: {image: x, security_opt: [seccomp=./profile.json]}}",
+         "security_opt: 'seccomp=./profile.json'"),
+        ('services: {a: {image: x, volumes: [{type: bind, source: "/a,b", target: /d}]}}',
+         "a path with a comma"),
+        ("services: {a: {build: .}}", r"service 'a': build: .* --resolver docker .*shop-a"),
         ("services: {a: {image: x, platform: linux/arm64}}", "--platform"),
     ],
 )
 def test_what_the_device_cannot_do_is_refused(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ComposeError, match=message):
         app_of(tmp_path, text)
+
+
+def test_what_compose_applies_outside_swarm(tmp_path: Path) -> None:
+    app = app_of(
+        tmp_path,
+        """
+services:
+  a:
+    image: registry.example.com/a
+    environment: [TZ, SET=1]
+    volumes: ["/srv/d:/d:z", "/srv/e:/e:ro,rshared", "/srv/f,g:/f"]
+    deploy:
+      resources:
+        limits: {cpus: "0.5", memory: 64M, pids: 100}
+        reservations: {memory: 32M}
+      restart_policy: {condition: on-failure, max_attempts: 3}
+  b:
+    image: registry.example.com/b
+    build: ./b
+    volumes: [{type: bind, source: /srv/p, target: /p, bind: {propagation: rslave}}]
+""",
+    )
+    assert app.notes == ("service 'a': environment: TZ is not set on this workstation: left unset",)
+    a, b = metadata(app).plan("docker")
+    assert a.run.values("env") == ["SET=1"]
+    assert a.run.values("volume") == ["/srv/d:/d:z", "/srv/e:/e:ro,rshared", "/srv/f,g:/f"]
+    assert a.run.values("memory") == [str(64 << 20)]
+    assert a.run.values("memory-reservation") == [str(32 << 20)]
+    assert a.run.values("cpus") == ["0.5"] and a.run.values("pids-limit") == ["100"]
+    assert a.run.values("restart") == ["on-failure:3"]
+    assert b.image.startswith("registry.example.com/b@")  # build: with image: runs the image
+    assert b.run.values("mount") == ["type=bind,src=/srv/p,dst=/p,bind-propagation=rslave"]
+
+
+def test_a_build_only_service_takes_the_local_build_with_the_docker_resolver(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "compose.yaml").write_text("services: {web: {build: .}}\n")
+    project = load_project(str(tmp_path / "compose.yaml"), "shop", (), environ={})
+    assert application(project, local_builds=True).images == ("shop-web",)
 
 
 def test_compose_takes_no_images_or_run_arguments(tmp_path: Path) -> None:

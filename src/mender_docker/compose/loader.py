@@ -51,11 +51,9 @@ _KEY_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 # Service keys Compose knows that a mender-docker device does not do, and why.
 _REFUSED: Dict[str, str] = {
-    "build": "images are not built: give an `image:` the registry has",
     "extends": "not supported: write the service out in full",
     "secrets": "not supported: use a bind mount or environment",
     "configs": "not supported: use a bind mount",
-    "deploy": "Swarm/deploy options are not supported: use mem_limit, cpus, restart",
     "develop": "compose watch is not supported",
     "links": "legacy links are not supported: services reach each other by name",
     "external_links": "legacy links are not supported",
@@ -75,7 +73,7 @@ _UNSUPPORTED = (
     "annotations attach blkio_config cgroup cgroup_parent cpu_count cpu_percent cpu_period"
     " cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpuset credential_spec"
     " device_cgroup_rules dns_opt dns_search group_add isolation mac_address mem_swappiness"
-    " memswap_limit oom_kill_disable oom_score_adj pids_limit pull_refresh_after runtime"
+    " memswap_limit oom_kill_disable oom_score_adj pull_refresh_after runtime"
     " storage_opt userns_mode uts"
 ).split()
 _TOP_KEYS = ("version", "name", "services", "networks", "volumes")
@@ -847,10 +845,12 @@ class _ServiceReader:
         for key, reader in _READERS.items():
             if key in body and reader is not None:
                 reader(self, body[key], key)
-        if "image" not in body or body.get("image") is None:
+        self.apply_deploy()
+        if body.get("image") is None and body.get("build") is None:
             self.refuse(
                 "image",
-                "missing: every service needs an image (mender-docker does not build)",
+                "missing: every service needs an image (or a build the generator takes"
+                " from `docker compose build`)",
             )
         # implicit dependencies, as compose: network_mode/ipc/pid "service:NAME"
         for key in ("network_mode", "ipc", "pid"):
@@ -911,7 +911,27 @@ class _ServiceReader:
             stdin_open=f.get("stdin_open", False),
             platform=f.get("platform"),
             container_name=f.get("container_name"),
+            build=f.get("build", False),
+            pids_limit=f.get("pids_limit"),
         )
+
+    def apply_deploy(self) -> None:
+        """deploy.resources and deploy.restart_policy as Compose applies them to the
+        container (they win over mem_limit, cpus, pids_limit, mem_reservation, restart)."""
+        deploy = self.fields.pop("_deploy", None)
+        if not deploy:
+            return
+        origin = {"mem_limit": "limits.memory", "cpus": "limits.cpus",
+                  "pids_limit": "limits.pids", "mem_reservation": "reservations.memory"}
+        for key, value in deploy.items():
+            if value is None:
+                continue
+            if key in origin and self.fields.get(key) not in (None, value):
+                raise self.error(
+                    key, f"can't set distinct values on {key!r} and"
+                    f" 'deploy.resources.{origin[key]}'",
+                )
+            self.fields[key] = value
 
     # --- simple keys ---
 
@@ -921,6 +941,82 @@ class _ServiceReader:
         if not _is_str(value):
             raise self.error(key, f"must be a string, not {_show(value)}")
         self.fields[key] = str(value)
+
+    def build_(self, value: Any, key: str) -> None:
+        if value is None:
+            return
+        if not (_is_str(value) or isinstance(value, dict)):
+            raise self.error(key, "must be a path or a mapping")
+        self.fields[key] = True
+
+    def integer(self, value: Any, key: str) -> None:
+        self.fields[key] = _int(self.ld, value, f"{self.where}: {key}")
+
+    def deploy(self, value: Any, key: str) -> None:
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a mapping")
+        where = f"{self.where}: {key}"
+        _check_keys(
+            self.ld, value,
+            ("mode", "replicas", "labels", "resources", "restart_policy", "placement",
+             "update_config", "rollback_config", "endpoint_mode"),
+            where,
+        )  # fmt: skip
+        # placement, update_config, rollback_config, endpoint_mode, labels: Swarm's only
+        if value.get("mode") not in (None, "replicated"):
+            self.refuse(f"{key}.mode", "only one container per service (mode: replicated)")
+        if value.get("replicas") is not None:
+            if _int(self.ld, value["replicas"], f"{where}.replicas") != 1:
+                self.refuse(f"{key}.replicas", "only one container per service is supported")
+        out: Dict[str, Any] = {}
+        resources = value.get("resources") or {}
+        if not isinstance(resources, dict):
+            raise self.error(f"{key}.resources", "must be a mapping")
+        _check_keys(self.ld, resources, ("limits", "reservations"), f"{where}.resources")
+        for kind in ("limits", "reservations"):
+            body = resources.get(kind) or {}
+            at = f"{key}.resources.{kind}"
+            if not isinstance(body, dict):
+                raise self.error(at, "must be a mapping")
+            _check_keys(
+                self.ld, body, ("cpus", "memory", "pids", "devices", "generic_resources"),
+                f"{self.where}: {at}",
+            )
+            for option in ("devices", "generic_resources"):
+                if body.get(option):
+                    self.refuse(f"{at}.{option}", "not supported")
+            memory = _bytes(self.ld, body.get("memory"), f"{self.where}: {at}.memory")
+            if kind == "reservations":  # cpus and pids reserve nothing outside Swarm
+                out["mem_reservation"] = memory or None
+                continue
+            out["mem_limit"] = memory or None
+            if body.get("cpus") is not None:
+                self.cpus(body["cpus"], "_cpus")
+                out["cpus"] = self.fields.pop("_cpus") or None
+            if body.get("pids") is not None:
+                out["pids_limit"] = _int(self.ld, body["pids"], f"{self.where}: {at}.pids") or None
+        policy = value.get("restart_policy")
+        if policy is not None:
+            at = f"{key}.restart_policy"
+            if not isinstance(policy, dict):
+                raise self.error(at, "must be a mapping")
+            _check_keys(
+                self.ld, policy, ("condition", "delay", "max_attempts", "window"),
+                f"{self.where}: {at}",
+            )
+            condition = _opt_str(self.ld, policy, "condition", f"{self.where}: {at}")
+            mapped = {None: "no", "none": "no", "no": "no", "any": "always", "always": "always",
+                      "on-failure": "on-failure", "unless-stopped": "unless-stopped"}
+            if condition not in mapped:
+                raise self.error(f"{at}.condition", f"{condition!r}: not none, on-failure or any")
+            restart = mapped[condition]
+            attempts = policy.get("max_attempts")
+            if restart == "on-failure" and attempts:
+                restart += f":{_int(self.ld, attempts, f'{self.where}: {at}.max_attempts')}"
+            out["restart"] = restart
+        self.fields["_deploy"] = out
 
     def container_name(self, value: Any, key: str) -> None:
         self.string(value, key)
@@ -1276,6 +1372,8 @@ class _ServiceReader:
         source, target = parsed["source"], parsed["target"]
         read_only = False
         nocopy = False
+        propagation: Optional[str] = None
+        selinux: Optional[str] = None
         for option in parsed["options"]:
             if option == "ro":
                 read_only = True
@@ -1285,13 +1383,20 @@ class _ServiceReader:
                 nocopy = True
             elif option in ("cached", "delegated", "consistent"):
                 pass  # macOS consistency hints, no effect on Linux
-            elif option in _PROPAGATIONS or option in ("z", "Z"):
-                self.refuse(at, f"volume option {option!r} is not supported")
+            elif option in _PROPAGATIONS:
+                propagation = option
+            elif option in ("z", "Z"):
+                selinux = option
             else:
                 raise self.error(at, f"unknown volume option {option!r} (compose ignores it)")
         target = self.check_target(target, at)
         if _is_file_path(source):
-            return Mount("bind", self.ld.host_path(source), target, read_only, True, nocopy, None)
+            return Mount(
+                "bind", self.ld.host_path(source), target, read_only, True, nocopy, None,
+                propagation, selinux, source,
+            )
+        if propagation or selinux:
+            self.refuse(at, f"volume option {propagation or selinux!r} applies to binds only")
         return Mount("volume", source or None, target, read_only, False, nocopy, None)
 
     def check_target(self, target: Any, at: str) -> str:
@@ -1319,9 +1424,11 @@ class _ServiceReader:
         create = False
         nocopy = False
         size: Optional[int] = None
+        propagation: Optional[str] = None
+        selinux: Optional[str] = None
         for sub, allowed, supported in (
             ("bind", ("propagation", "create_host_path", "recursive", "selinux"),
-             ("create_host_path",)),
+             ("create_host_path", "propagation", "selinux")),
             ("volume", ("labels", "nocopy", "subpath"), ("nocopy",)),
             ("tmpfs", ("size", "mode"), ("size",)),
             ("image", ("subpath",), ()),
@@ -1340,6 +1447,12 @@ class _ServiceReader:
             if sub == "bind" and kind == "bind":
                 create = _bool(self.ld, options.get("create_host_path", False),
                                f"{where}.bind.create_host_path")
+                propagation = _opt_str(self.ld, options, "propagation", f"{where}.bind")
+                if propagation is not None and propagation not in _PROPAGATIONS:
+                    raise self.error(f"{at}.bind.propagation", f"invalid {propagation!r}")
+                selinux = _opt_str(self.ld, options, "selinux", f"{where}.bind")
+                if selinux not in (None, "z", "Z"):
+                    raise self.error(f"{at}.bind.selinux", f"{selinux!r}: not z or Z")
             elif sub == "volume":
                 nocopy = _bool(self.ld, options.get("nocopy", False), f"{where}.volume.nocopy")
             elif sub == "tmpfs" and "size" in options:
@@ -1352,7 +1465,10 @@ class _ServiceReader:
                 raise self.error(
                     at, 'invalid mount config for type "bind": field Source must not be empty'
                 )
-            source = self.ld.host_path(source)
+            return Mount(
+                kind, self.ld.host_path(source), target, read_only, create, nocopy, size,
+                propagation, selinux, source,
+            )
         elif kind == "tmpfs" and source:
             raise self.error(f"{at}.source", "a tmpfs mount has no source")
         elif kind == "volume" and source == "":
@@ -1501,6 +1617,9 @@ _READERS: Dict[str, Optional[_Reader]] = {
     "healthcheck": _ServiceReader.healthcheck,
     "restart": _ServiceReader.restart,
     "container_name": _ServiceReader.container_name,
+    "build": _ServiceReader.build_,
+    "deploy": _ServiceReader.deploy,
+    "pids_limit": _ServiceReader.integer,
     "user": _ServiceReader.string,
     "working_dir": _ServiceReader.string,
     "hostname": _ServiceReader.string,

@@ -2,7 +2,9 @@
 
 Everything here is already interpolated, defaulted and validated by the loader:
 short and long syntaxes are one form, sizes are bytes, durations are seconds,
-relative bind paths are absolute. Mappings (environment, labels, sysctls, options)
+relative bind paths are absolute; `deploy.resources` and `deploy.restart_policy`
+are applied as Compose applies them to the container (mem_limit, cpus, pids_limit,
+mem_reservation, restart). Mappings (environment, labels, sysctls, options)
 are tuples of pairs sorted by key; lists keep the file's order.
 """
 
@@ -39,6 +41,9 @@ class Mount:
     bind_create_host_path: bool  # short syntax binds: True (compose creates a missing path)
     volume_nocopy: bool
     tmpfs_size: Optional[int]  # bytes
+    bind_propagation: Optional[str] = None  # rprivate, private, rshared, shared, rslave, slave
+    bind_selinux: Optional[str] = None  # "z" (shared) or "Z" (private)
+    written: Optional[str] = None  # a bind's source as the file wrote it (after interpolation)
 
 
 @dataclass(frozen=True)
@@ -123,6 +128,8 @@ class Service:
     stdin_open: bool
     platform: Optional[str]  # "os/arch[/variant]", None: the generator's default
     container_name: Optional[str] = None  # None: Compose's "<project>-<service>-1"
+    build: bool = False  # has `build:`; image "" when it names none
+    pids_limit: Optional[int] = None
 
 
 @dataclass(frozen=True)
