@@ -145,15 +145,27 @@ def service_args(
     if service.network_mode:
         out.append(f"--network={_peer(project, service.network_mode, peers)}")
     else:
-        aliases = [service.name]
-        for attachment in service.networks:
-            out.append(f"--network={networks[attachment.name].name}")
-            aliases += list(attachment.aliases)
+        # Compose: the service's name on every network, each network's own aliases on it
+        per_network = [
+            list(dict.fromkeys([service.name, *attachment.aliases]))
+            for attachment in service.networks
+        ]
+        shared = len(service.networks) == 1 or all(not a.aliases for a in service.networks)
+        for attachment, aliases in zip(service.networks, per_network):
+            name = networks[attachment.name].name
+            if shared:
+                out.append(f"--network={name}")
+            else:  # docker's CSV form: the device gives each network its own aliases
+                for text in (name, *aliases):
+                    if "," in text or "=" in text:
+                        raise ComposeError(f"{where}: networks: {text!r} has a comma or '='")
+                out.append(f"--network=name={name}" + "".join(f",alias={a}" for a in aliases))
             if attachment.ipv4_address:
                 out.append(f"--ip={attachment.ipv4_address}")
             if attachment.ipv6_address:
                 out.append(f"--ip6={attachment.ipv6_address}")
-        out += [f"--network-alias={alias}" for alias in dict.fromkeys(aliases)]
+        if shared and per_network:
+            out += [f"--network-alias={alias}" for alias in per_network[0]]
     out += _healthcheck(service)
     for flag, value in (
         ("user", service.user),

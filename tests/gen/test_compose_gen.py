@@ -86,8 +86,11 @@ def test_services_become_containers_with_run_options(tmp_path: Path) -> None:
     assert options["health-cmd"] == ["wget -q http://localhost/"]
     assert options["health-interval"] == ["90s"] and options["health-retries"] == ["3"]
     assert options["tty"] == ["false"]
-    assert web.run.values("network") == ["shop_back", "shop_default"]
-    assert web.run.values("network-alias") == ["web", "front"]
+    # `front` is web's alias on `back` only: each network in docker's CSV form
+    assert web.run.values("network") == [
+        "name=shop_back,alias=web,alias=front", "name=shop_default,alias=web"
+    ]
+    assert web.run.values("network-alias") == []
     assert web.run.values("publish") == ["127.0.0.1:8080:80/tcp"]
     assert web.run.values("stop-timeout") == ["20"]
     assert [str(d) for d in web.depends_on] == ["api:service_healthy:restart"]
