@@ -173,6 +173,7 @@ def service_args(
         ("hostname", service.hostname),
         ("domainname", service.domainname),
         ("stop-signal", service.stop_signal),
+        ("runtime", service.runtime),
         ("pid", service.pid and _peer(project, service.pid, peers)),
         ("ipc", service.ipc and _peer(project, service.ipc, peers)),
     ):

@@ -145,6 +145,8 @@ def _service(s: Service) -> Dict[str, Any]:
         "container_name": s.container_name,
         "build": s.build,
         "pids_limit": s.pids_limit,
+        "links": list(s.links),
+        "runtime": s.runtime,
     })
 
 
@@ -240,7 +242,7 @@ _SERVICE_KEYS = {
     "devices", "mem_limit", "mem_reservation", "cpus", "stop_grace_period", "stop_signal",
     "init", "pid", "ipc", "security_opt", "sysctls", "ulimits", "extra_hosts", "dns", "expose",
     "shm_size", "profiles", "tty", "stdin_open", "platform", "scale",
-    "container_name", "build", "deploy", "pids_limit",
+    "container_name", "build", "deploy", "pids_limit", "links", "runtime",
 }
 
 
@@ -395,4 +397,6 @@ def _tool_service(name: str, s: Dict[str, Any], enabled: Set[str]) -> Dict[str, 
         "container_name": s.get("container_name"),
         "build": "build" in s,
         "pids_limit": s.get("pids_limit"),
+        "links": s.get("links") or [],
+        "runtime": s.get("runtime"),
     })

@@ -55,7 +55,6 @@ _REFUSED: Dict[str, str] = {
     "secrets": "not supported: use a bind mount or environment",
     "configs": "not supported: use a bind mount",
     "develop": "compose watch is not supported",
-    "links": "legacy links are not supported: services reach each other by name",
     "external_links": "legacy links are not supported",
     "volumes_from": "not supported: mount the same named volume",
     "pull_policy": "not supported: the device pulls each image by digest before the update",
@@ -73,7 +72,7 @@ _UNSUPPORTED = (
     "annotations attach blkio_config cgroup cgroup_parent cpu_count cpu_percent cpu_period"
     " cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpuset credential_spec"
     " device_cgroup_rules dns_opt dns_search group_add isolation mac_address mem_swappiness"
-    " memswap_limit oom_kill_disable oom_score_adj pull_refresh_after runtime"
+    " memswap_limit oom_kill_disable oom_score_adj pull_refresh_after"
     " storage_opt userns_mode uts"
 ).split()
 _TOP_KEYS = ("version", "name", "services", "networks", "volumes")
@@ -852,6 +851,10 @@ class _ServiceReader:
                 "missing: every service needs an image (or a build the generator takes"
                 " from `docker compose build`)",
             )
+        for link in self.fields.get("links", ()):  # as compose: a link is a dependency
+            other = link.split(":", 1)[0]
+            if all(d.service != other for d in self.depends_on):
+                self.depends_on.append(Dependency(other, "service_started", True, True))
         # implicit dependencies, as compose: network_mode/ipc/pid "service:NAME"
         for key in ("network_mode", "ipc", "pid"):
             ref = self.fields.get(key) if key != "network_mode" else self.network_mode
@@ -913,6 +916,8 @@ class _ServiceReader:
             container_name=f.get("container_name"),
             build=f.get("build", False),
             pids_limit=f.get("pids_limit"),
+            links=f.get("links", ()),
+            runtime=f.get("runtime"),
         )
 
     def apply_deploy(self) -> None:
@@ -941,6 +946,15 @@ class _ServiceReader:
         if not _is_str(value):
             raise self.error(key, f"must be a string, not {_show(value)}")
         self.fields[key] = str(value)
+
+    def links(self, value: Any, key: str) -> None:
+        links = _str_list(self.ld, value, f"{self.where}: {key}")
+        for link in links:
+            service, _, alias = link.partition(":")
+            if alias and alias != service:  # on a user network a link adds only an alias
+                self.refuse(key, f"{link!r}: a link alias other than the service's name:"
+                            " give that service a network alias instead")
+        self.fields[key] = links
 
     def build_(self, value: Any, key: str) -> None:
         if value is None:
@@ -1618,6 +1632,8 @@ _READERS: Dict[str, Optional[_Reader]] = {
     "restart": _ServiceReader.restart,
     "container_name": _ServiceReader.container_name,
     "build": _ServiceReader.build_,
+    "links": _ServiceReader.links,
+    "runtime": _ServiceReader.string,
     "deploy": _ServiceReader.deploy,
     "pids_limit": _ServiceReader.integer,
     "user": _ServiceReader.string,

@@ -130,6 +130,8 @@ class Service:
     container_name: Optional[str] = None  # None: Compose's "<project>-<service>-1"
     build: bool = False  # has `build:`; image "" when it names none
     pids_limit: Optional[int] = None
+    links: Tuple[str, ...] = ()  # "service[:alias]": a dependency, reached by name anyway
+    runtime: Optional[str] = None
 
 
 @dataclass(frozen=True)
