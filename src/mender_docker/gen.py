@@ -230,6 +230,7 @@ def build_metadata(
             commands=app.commands if any(app.commands) else None,
             depends_on=app.depends_on if any(app.depends_on) else None,
             networks=app.networks or None,
+            network_options=app.network_options if any(app.network_options) else None,
             volumes=app.volumes or None,
         )
     return parse_metadata(metadata.to_dict())

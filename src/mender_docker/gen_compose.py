@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
 from mender_docker.compose.model import ComposeError, Mount, Network, Project, Service, Volume
+from mender_docker.spec import NETWORK_OPTION_RE
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Application:
     depends_on: Tuple[str, ...]
     networks: Tuple[str, ...]
     volumes: Tuple[str, ...]
+    network_options: Tuple[str, ...]  # per entry of `networks`: `network create` options
 
 
 def application(project: Project, local_builds: bool = False) -> Application:
@@ -40,22 +42,7 @@ def application(project: Project, local_builds: bool = False) -> Application:
     `build:` and no `image:` runs the image `docker compose build` tagged for it."""
     networks = {net.key: net for net in project.networks}
     volumes = {vol.key: vol for vol in project.volumes}
-    for net in project.networks:
-        if net.external:
-            continue
-        if (
-            net.driver not in (None, "bridge")
-            or net.driver_opts
-            or net.internal
-            or net.attachable
-            or net.enable_ipv6
-            or net.ipam is not None
-            or net.labels
-        ):
-            raise ComposeError(
-                f"network {net.key!r}: the device creates plain bridge networks only "
-                "(no driver, driver_opts, internal, attachable, enable_ipv6, ipam or labels)"
-            )
+    options = {net.key: network_options(net) for net in project.networks if not net.external}
     for vol in project.volumes:
         if not vol.external and (
             vol.driver not in (None, "local") or vol.driver_opts or vol.labels
@@ -91,12 +78,13 @@ def application(project: Project, local_builds: bool = False) -> Application:
                 for d in service.depends_on
             )
         )
-    used_networks = [
-        networks[a.name].name
+    used_keys = [
+        a.name
         for s in project.services
         for a in s.networks
         if not s.network_mode and not networks[a.name].external
     ]
+    used_keys = list(dict.fromkeys(used_keys))
     used_volumes = [
         volumes[m.source].name
         for s in project.services
@@ -113,9 +101,36 @@ def application(project: Project, local_builds: bool = False) -> Application:
         container_args=tuple(args),
         commands=tuple(commands),
         depends_on=tuple(depends),
-        networks=tuple(dict.fromkeys(used_networks)),
+        networks=tuple(networks[key].name for key in used_keys),
+        network_options=tuple(options[key] for key in used_keys),
         volumes=tuple(dict.fromkeys(used_volumes)),
     )
+
+
+def network_options(net: Network) -> str:
+    """The `network create` options of a Compose network the device creates (a bridge);
+    what a bridge cannot have, or the device does not pass, is refused."""
+    where = f"network {net.key!r}"
+    if net.driver not in (None, "bridge"):
+        raise ComposeError(f"{where}: driver {net.driver!r}: the device creates bridge networks")
+    if net.attachable or net.labels:
+        raise ComposeError(f"{where}: attachable (Swarm) and labels are not supported")
+    out: List[str] = ["--internal"] if net.internal else []
+    if net.enable_ipv6:
+        out.append("--ipv6")
+    out += [f"--opt={key}={value}" for key, value in net.driver_opts]
+    if net.ipam is not None:
+        if net.ipam.driver not in (None, "default") or net.ipam.options:
+            raise ComposeError(f"{where}: ipam: only the default driver, without options")
+        for pool in net.ipam.config:
+            pairs = (("subnet", pool.subnet), ("gateway", pool.gateway),
+                     ("ip-range", pool.ip_range))  # fmt: skip
+            out += [f"--{name}={value}" for name, value in pairs if value]
+            out += [f"--aux-address={name}={ip}" for name, ip in pool.aux_addresses]
+    for arg in out:
+        if not NETWORK_OPTION_RE.fullmatch(arg):
+            raise ComposeError(f"{where}: {arg!r}: not an option the device passes")
+    return shlex.join(out)
 
 
 def service_args(

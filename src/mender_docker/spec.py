@@ -38,6 +38,10 @@ container, in the order of `containers`:
                     `--health-cmd=<the same text>` (a shell runs exactly that
                     argv); on podman the module passes it as the JSON array
                     podman reads as an exec-form check.
+    network_options per entry of `networks`: its `network create` options,
+                    shlex-joined, from NETWORK_OPTION_RE only (--internal,
+                    --ipv6, --subnet, --gateway, --ip-range, --aux-address,
+                    --opt); "" for a plain bridge network.
 
 Run arguments are split with `shlex` and passed as an argument list: no shell
 ever sees them.
@@ -66,7 +70,7 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 ORIGINAL_KEYS = ("containers", "run_args")
 LIST_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
-    "networks", "volumes", "delta_layers", "health_exec",
+    "networks", "volumes", "delta_layers", "health_exec", "network_options",
 )  # fmt: skip
 PER_CONTAINER_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
@@ -79,6 +83,12 @@ PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # compose's project name
 SERVICE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 ENGINE_OBJECT_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")  # network, volume names
 MAX_OBJECTS = 100
+# `network create` options a Compose network may carry (docker's and podman's alike)
+NETWORK_OPTION_RE = re.compile(
+    r"--internal|--ipv6|--(subnet|gateway|ip-range)=[0-9a-fA-F.:/]{1,64}"
+    r"|--aux-address=[a-zA-Z0-9_.-]{1,64}=[0-9a-fA-F.:]{1,64}"
+    r"|--opt=[a-zA-Z0-9_.-]{1,128}=[a-zA-Z0-9_.,:/-]{0,256}"
+)
 KNOWN_KEYS = ORIGINAL_KEYS + LIST_KEYS + NUMBER_KEYS + STRING_KEYS
 DEFAULT_LABEL_NAMESPACE = "io.mender.docker"
 # Bounds: every value has one, so no input can exhaust the device or overflow.
@@ -184,6 +194,7 @@ class DockerMetadata:
     depends_on: Optional[Tuple[str, ...]] = None
     networks: Optional[Tuple[str, ...]] = None
     volumes: Optional[Tuple[str, ...]] = None
+    network_options: Optional[Tuple[str, ...]] = None
     delta_base: Optional[str] = None
     delta_layers: Optional[Tuple[str, ...]] = None
     health_exec: Optional[Tuple[str, ...]] = None
@@ -620,6 +631,7 @@ def _compose_keys(raw: Dict[str, Any], count: int) -> Dict[str, Any]:
         if len(value) > MAX_OBJECTS or len(set(value)) != len(value):
             raise MetadataError(f"'{key}' must list at most {MAX_OBJECTS} names, each once")
         out[key] = tuple(value)
+    out["network_options"] = _network_options(raw, out["networks"])
     project = raw.get("project")
     if project is not None and (not isinstance(project, str) or not PROJECT_RE.fullmatch(project)):
         raise MetadataError("'project' must be a Compose project name ([a-z0-9][a-z0-9_-]*)")
@@ -644,6 +656,28 @@ def _compose_keys(raw: Dict[str, Any], count: int) -> Dict[str, Any]:
                     raise MetadataError(f"service {service!r} depends on unknown service {other!r}")
         start_order(graph)  # refuses a cycle
     return out
+
+
+def network_options(text: str, where: str) -> Tuple[str, ...]:
+    """One `network_options` entry as `network create` arguments, each checked."""
+    args = tuple(split_args(text, where))
+    for arg in args:
+        if not NETWORK_OPTION_RE.fullmatch(arg):
+            raise MetadataError(f"{where}: {arg[:100]!r} is not a network option the module passes")
+    return args
+
+
+def _network_options(raw: Dict[str, Any], networks: Optional[Tuple[str, ...]]) -> Any:
+    value = raw.get("network_options")
+    if value is None:
+        return None
+    if networks is None or not isinstance(value, list) or len(value) != len(networks) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise MetadataError("'network_options' must be a list of strings, one per 'networks' entry")
+    for index, text in enumerate(value):
+        network_options(text, f"network_options[{index}]")
+    return tuple(value)
 
 
 def start_order(graph: Dict[str, List[str]]) -> List[List[str]]:

@@ -38,6 +38,7 @@ def metadata(app: Application) -> DockerMetadata:
         commands=app.commands,
         depends_on=app.depends_on,
         networks=app.networks or None,
+        network_options=app.network_options if any(app.network_options) else None,
         volumes=app.volumes or None,
     )
     return parse_metadata(meta.to_dict())
@@ -156,6 +157,36 @@ def test_health_exec_must_match_the_containers_health_cmd(tmp_path: Path) -> Non
     raw = metadata(app_of(tmp_path, EXEC_CHECK)).to_dict()
     raw["health_exec"][0] = "pg_isready -U other"
     with pytest.raises(MetadataError, match=r"health_exec\[0\] is not the exec form"):
+        parse_metadata(raw)
+
+
+def test_internal_and_ipam_networks_become_network_create_options(tmp_path: Path) -> None:
+    app = app_of(
+        tmp_path,
+        """
+services:
+  a: {image: registry.example.com/a, networks: [inner, dns, outer]}
+networks:
+  inner: {internal: true}
+  dns:
+    driver: bridge
+    driver_opts: {com.docker.network.bridge.name: br-dns}
+    ipam:
+      config:
+        - {subnet: 172.20.0.0/24, gateway: 172.20.0.1, aux_addresses: {host1: 172.20.0.5}}
+  outer: {external: true}
+""",
+    )
+    assert app.networks == ("shop_inner", "shop_dns")
+    meta = metadata(app)
+    assert meta.network_options == (
+        "--internal",
+        "--opt=com.docker.network.bridge.name=br-dns --subnet=172.20.0.0/24"
+        " --gateway=172.20.0.1 --aux-address=host1=172.20.0.5",
+    )
+    raw = meta.to_dict()
+    raw["network_options"][0] = "--internal --config-from=x"
+    with pytest.raises(MetadataError, match="not a network option"):
         parse_metadata(raw)
 
 

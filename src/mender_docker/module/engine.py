@@ -182,7 +182,9 @@ class ContainerEngine(Protocol):
         command: Sequence[str] = (),
     ) -> str: ...
     def network_exists(self, name: str) -> bool: ...
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None: ...
+    def create_network(
+        self, name: str, labels: Mapping[str, str], options: Sequence[str] = ()
+    ) -> None: ...
     def remove_network(self, name: str) -> None: ...
     def list_networks(self, label: str) -> List[str]: ...
     def volume_exists(self, name: str) -> bool: ...
@@ -505,8 +507,12 @@ class Engine:
     def network_exists(self, name: str) -> bool:
         return self._exists("network", name)
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
-        self.run(["network", "create", *(f"--label={k}={v}" for k, v in labels.items()), name])
+    def create_network(
+        self, name: str, labels: Mapping[str, str], options: Sequence[str] = ()
+    ) -> None:
+        """`options`: checked by spec.network_options (--internal, --subnet=...)."""
+        labels_args = [f"--label={k}={v}" for k, v in labels.items()]
+        self.run(["network", "create", *labels_args, *options, name])
 
     def remove_network(self, name: str) -> None:
         self.run(["network", "rm", name])
