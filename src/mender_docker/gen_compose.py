@@ -15,7 +15,15 @@ import shlex
 from dataclasses import dataclass
 from typing import List, Mapping, Optional, Tuple
 
-from mender_docker.compose.model import ComposeError, Mount, Network, Project, Service, Volume
+from mender_docker.compose.model import (
+    ComposeError,
+    FileSource,
+    Mount,
+    Network,
+    Project,
+    Service,
+    Volume,
+)
 from mender_docker.spec import NETWORK_OPTION_RE
 
 
@@ -55,11 +63,23 @@ def application(project: Project, local_builds: bool = False) -> Application:
     commands: List[str] = []
     depends: List[str] = []
     containers = {s.name: container_name(project.name, s) for s in project.services}
+    files = {
+        "secrets": {f.key: f for f in project.secrets},
+        "configs": {f.key: f for f in project.configs},
+    }
     notes: List[str] = [
         f"service {s.name!r}: healthcheck: on docker an exec-form check runs through"
         " /bin/sh -c (docker's CLI takes no exec form): the image needs /bin/sh"
         for s in project.services
         if exec_health_check(s)
+    ]
+    notes += [
+        f"service {s.name!r}: {kind}: {f.source!r}: uid, gid and mode are ignored for a"
+        " bind-mounted file, as Compose ignores them"
+        for s in project.services
+        for kind, entries in (("secrets", s.secrets), ("configs", s.configs))
+        for f in entries
+        if f.uid is not None or f.gid is not None or f.mode is not None
     ]
     notes += [
         f"service {s.name!r}: environment: {key} is not set on this workstation: left unset"
@@ -68,7 +88,9 @@ def application(project: Project, local_builds: bool = False) -> Application:
         if value is None
     ]
     for service in project.services:
-        args.append(shlex.join(service_args(project.name, service, networks, volumes, containers)))
+        args.append(
+            shlex.join(service_args(project.name, service, networks, volumes, containers, files))
+        )
         command = list(service.entrypoint[1:]) if service.entrypoint else []
         command += list(service.command or ())
         commands.append(shlex.join(command))
@@ -139,6 +161,7 @@ def service_args(
     networks: Mapping[str, Network],
     volumes: Mapping[str, Volume],
     containers: Optional[Mapping[str, str]] = None,
+    files: Optional[Mapping[str, Mapping[str, FileSource]]] = None,
 ) -> List[str]:
     """The service's settings as `docker run` options; `containers`: each service's
     container name (for `service:NAME` references)."""
@@ -156,6 +179,8 @@ def service_args(
     out += [f"--expose={port}" for port in service.expose]
     for index, mount in enumerate(service.volumes):
         out.append(_mount(f"{where}: volumes[{index}]", mount, volumes))
+    for at, file_mount in _file_mounts(service, files or {}):
+        out.append(_mount(f"{where}: {at}", file_mount, volumes))
     out += [f"--tmpfs={path}" for path in service.tmpfs]
     if service.network_mode:
         out.append(f"--network={_peer(project, service.network_mode, peers)}")
@@ -253,6 +278,33 @@ def _peer(project: str, mode: str, peers: Mapping[str, str]) -> str:
         other = mode.split(":", 1)[1]
         return f"container:{peers.get(other) or f'{project}-{other}-1'}"
     return mode
+
+
+def _file_mounts(
+    service: Service, files: Mapping[str, Mapping[str, FileSource]]
+) -> List[Tuple[str, Mount]]:
+    """The service's secrets and configs as Compose mounts them outside Swarm: the file,
+    read-only, at /run/secrets/<name> (a secret) or /<name> (a config)."""
+    out: List[Tuple[str, Mount]] = []
+    for kind, entries in (("secrets", service.secrets), ("configs", service.configs)):
+        for index, entry in enumerate(entries):
+            at = f"{kind}[{index}]"
+            source = files[kind][entry.source]
+            if source.file is None:
+                how = "external" if source.external else (
+                    "from an environment variable" if source.environment else "inline content"
+                )
+                raise ComposeError(
+                    f"service {service.name!r}: {at}: {entry.source!r} is {how}: only a"
+                    " `file:` the device has can be mounted (the device needs the file)"
+                )
+            target = entry.target or entry.source
+            if not target.startswith("/"):
+                target = ("/run/secrets/" if kind == "secrets" else "/") + target
+            mount = Mount("bind", source.file, target, True, False, False, None,
+                          written=source.written)  # fmt: skip
+            out.append((at, mount))
+    return out
 
 
 def _image(project: str, service: Service, local_builds: bool) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Set
 
-from mender_docker.compose.model import Mount, Project, Service
+from mender_docker.compose.model import FileSource, Mount, Project, Service, ServiceFile
 from mender_docker.compose.units import parse_duration, parse_ram
 
 
@@ -59,7 +59,19 @@ def from_project(project: Project) -> Dict[str, Any]:
             })
             for v in project.volumes
         },
+        "secrets": {f.key: _file_source(f) for f in project.secrets},
+        "configs": {f.key: _file_source(f) for f in project.configs},
     }
+
+
+def _file_source(f: FileSource) -> Dict[str, Any]:
+    return _drop_defaults({"name": f.name, "external": f.external, "file": f.file,
+                           "environment": f.environment, "content": f.content})
+
+
+def _service_file(f: ServiceFile) -> Dict[str, Any]:
+    return _drop_defaults({"source": f.source, "target": f.target, "uid": f.uid,
+                           "gid": f.gid, "mode": f.mode})
 
 
 def _mount(m: Mount) -> Dict[str, Any]:
@@ -147,6 +159,8 @@ def _service(s: Service) -> Dict[str, Any]:
         "pids_limit": s.pids_limit,
         "links": list(s.links),
         "runtime": s.runtime,
+        "secrets": [_service_file(f) for f in s.secrets],
+        "configs": [_service_file(f) for f in s.configs],
     })
 
 
@@ -185,7 +199,7 @@ def _size(value: Any) -> Optional[int]:
 
 def from_tool(config: Dict[str, Any]) -> Dict[str, Any]:
     config = _unescape(config)
-    _only(config, {"name", "services", "networks", "volumes"}, "project")
+    _only(config, {"name", "services", "networks", "volumes", "secrets", "configs"}, "project")
     services_raw: Dict[str, Any] = config.get("services") or {}
     enabled = set(services_raw)
     services = {name: _tool_service(name, s, enabled) for name, s in services_raw.items()}
@@ -231,8 +245,30 @@ def from_tool(config: Dict[str, Any]) -> Dict[str, Any]:
             "driver_opts": {k: str(v) for k, v in (vol.get("driver_opts") or {}).items()},
             "labels": vol.get("labels") or {},
         })
+    files: Dict[str, Dict[str, Any]] = {}
+    for kind in ("secrets", "configs"):
+        files[kind] = {}
+        for key, body in (config.get(kind) or {}).items():
+            _only(body, {"name", "external", "file", "environment", "content"}, f"{kind}.{key}")
+            files[kind][key] = _drop_defaults({
+                "name": body.get("name"), "external": body.get("external", False),
+                "file": body.get("file"), "environment": body.get("environment"),
+                "content": body.get("content"),
+            })
     return {"name": config["name"], "services": services, "networks": networks,
-            "volumes": volumes}
+            "volumes": volumes, **files}
+
+
+def _tool_files(items: Any, where: str) -> List[Dict[str, Any]]:
+    out = []
+    for item in items or []:
+        _only(item, {"source", "target", "uid", "gid", "mode"}, where)
+        mode = item.get("mode")
+        out.append(_drop_defaults({
+            "source": item["source"], "target": item.get("target"), "uid": item.get("uid"),
+            "gid": item.get("gid"), "mode": int(mode, 8) if isinstance(mode, str) else mode,
+        }))
+    return out
 
 
 _SERVICE_KEYS = {
@@ -243,6 +279,7 @@ _SERVICE_KEYS = {
     "init", "pid", "ipc", "security_opt", "sysctls", "ulimits", "extra_hosts", "dns", "expose",
     "shm_size", "profiles", "tty", "stdin_open", "platform", "scale",
     "container_name", "build", "deploy", "pids_limit", "links", "runtime",
+    "secrets", "configs",
 }
 
 
@@ -399,4 +436,6 @@ def _tool_service(name: str, s: Dict[str, Any], enabled: Set[str]) -> Dict[str, 
         "pids_limit": s.get("pids_limit"),
         "links": s.get("links") or [],
         "runtime": s.get("runtime"),
+        "secrets": _tool_files(s.get("secrets"), f"{where}.secrets"),
+        "configs": _tool_files(s.get("configs"), f"{where}.configs"),
     })

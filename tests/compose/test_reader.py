@@ -330,7 +330,7 @@ def test_refused_keys_name_the_service_and_key(tmp_path: Path, key: str) -> None
     [
         ("services:\n  a: {image: b, imagee: c}\n", ("service 'a'", "imagee", "unknown key")),
         ("services:\n  a: {command: x}\n", ("service 'a'", "image")),
-        ("secrets: {}\nservices:\n  a: {image: b}\n", ("secrets",)),
+        ("secrets: {}\nservices:\n  a: {image: b, secrets: [s]}\n", ("undefined secret",)),
         ("include: [x.yaml]\nservices:\n  a: {image: b}\n", ("include",)),
         (
             "services:\n  a: {image: b, volumes: [vol:/y:z]}\nvolumes: {vol: {}}\n",

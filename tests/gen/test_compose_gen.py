@@ -190,6 +190,51 @@ networks:
         parse_metadata(raw)
 
 
+def test_secrets_and_configs_in_device_files_are_mounted_read_only(tmp_path: Path) -> None:
+    app = app_of(
+        tmp_path,
+        """
+services:
+  a:
+    image: registry.example.com/a
+    secrets: [db, {source: key, target: api_key, mode: 0440}, {source: key, target: /etc/k}]
+    configs: [conf, {source: conf, target: etc/app.conf}]
+secrets:
+  db: {file: /srv/secrets/db.txt}
+  key: {file: /srv/secrets/key}
+configs:
+  conf: {file: /srv/app.conf}
+""",
+    )
+    (a,) = metadata(app).plan("docker")
+    assert a.run.values("mount") == [
+        "type=bind,src=/srv/secrets/db.txt,dst=/run/secrets/db,readonly",
+        "type=bind,src=/srv/secrets/key,dst=/run/secrets/api_key,readonly",
+        "type=bind,src=/srv/secrets/key,dst=/etc/k,readonly",
+        "type=bind,src=/srv/app.conf,dst=/conf,readonly",
+        "type=bind,src=/srv/app.conf,dst=/etc/app.conf,readonly",
+    ]
+    assert app.notes == (
+        "service 'a': secrets: 'key': uid, gid and mode are ignored for a bind-mounted file,"
+        " as Compose ignores them",
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("{file: ./db.txt}", r"secrets\[0\]: bind source './db.txt' is relative"),
+        ("{environment: DB_PASSWORD}", r"secrets\[0\]: 'db' is from an environment variable"),
+        ("{external: true}", r"secrets\[0\]: 'db' is external"),
+    ],
+)
+def test_a_secret_the_device_has_no_file_for_is_refused(
+    tmp_path: Path, body: str, message: str
+) -> None:
+    with pytest.raises(ComposeError, match=message):
+        app_of(tmp_path, f"services: {{a: {{image: x, secrets: [db]}}}}\nsecrets: {{db: {body}}}\n")
+
+
 def test_the_policy_judges_a_compose_file_like_run_arguments(tmp_path: Path) -> None:
     app = app_of(
         tmp_path,

@@ -1,8 +1,8 @@
 """Compose files as people write them, through the real clients and engines.
 
-`container_name`, an exec-form health check whose argument has a space, and a
-network alias given on one network only; then two Compose files merged (the port
-from the first, the image from the second)."""
+`container_name`, an exec-form health check whose argument has a space, a
+network alias given on one network only and an internal network; then two Compose
+files merged (the port from the first, the image from the second)."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ services:
     networks: [back]
 networks:
   back: {{}}
-  front: {{}}
+  front: {{internal: true}}
 """
     )
     return path
@@ -120,6 +120,8 @@ def test_container_name_exec_health_check_and_aliases_per_network(
     networks = db["NetworkSettings"]["Networks"]
     assert "database" in (networks[f"{project}_back"].get("Aliases") or [])
     assert "database" not in (networks[f"{project}_front"].get("Aliases") or [])
+    front = deployer.engine.run("network", "inspect", f"{project}_front").stdout
+    assert '"Internal": true' in front or '"internal": true' in front, front[:2000]
 
     # a new db: created beside the old one, which is renamed aside, then removed
     v2 = generate(deployer, project, "cf-v2",

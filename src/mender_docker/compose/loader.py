@@ -30,6 +30,7 @@ from mender_docker.compose.merge import merge_files
 from mender_docker.compose.model import (
     ComposeError,
     Dependency,
+    FileSource,
     Healthcheck,
     Ipam,
     IpamPool,
@@ -41,6 +42,7 @@ from mender_docker.compose.model import (
     Port,
     Project,
     Service,
+    ServiceFile,
     Volume,
 )
 from mender_docker.compose.units import go_number, parse_duration, parse_ram
@@ -52,8 +54,6 @@ _KEY_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 # Service keys Compose knows that a mender-docker device does not do, and why.
 _REFUSED: Dict[str, str] = {
     "extends": "not supported: write the service out in full",
-    "secrets": "not supported: use a bind mount or environment",
-    "configs": "not supported: use a bind mount",
     "develop": "compose watch is not supported",
     "external_links": "legacy links are not supported",
     "volumes_from": "not supported: mount the same named volume",
@@ -75,11 +75,9 @@ _UNSUPPORTED = (
     " memswap_limit oom_kill_disable oom_score_adj pull_refresh_after"
     " storage_opt userns_mode uts"
 ).split()
-_TOP_KEYS = ("version", "name", "services", "networks", "volumes")
+_TOP_KEYS = ("version", "name", "services", "networks", "volumes", "secrets", "configs")
 _TOP_REFUSED = {
     "include": "not supported: put everything in one file",
-    "secrets": "not supported: use a bind mount or environment",
-    "configs": "not supported: use a bind mount",
     "models": "not supported",
 }
 
@@ -155,6 +153,10 @@ class _Loader:
 
         networks = self._section(data, "networks", self._network, name)
         volumes = self._section(data, "volumes", self._volume, name)
+        self.files: Dict[str, Dict[str, FileSource]] = {
+            "secrets": self._section(data, "secrets", self._secret, name),
+            "configs": self._section(data, "configs", self._config, name),
+        }
         services_raw = data.get("services")
         if services_raw is None:
             services_raw = {}
@@ -365,6 +367,35 @@ class _Loader:
             options=tuple(sorted(options.items())),
         )
 
+    def _secret(self, key: str, body: Any, project: str) -> FileSource:
+        return self._file_source("secrets", key, body, project)
+
+    def _config(self, key: str, body: Any, project: str) -> FileSource:
+        return self._file_source("configs", key, body, project)
+
+    def _file_source(self, kind: str, key: str, body: Any, project: str) -> FileSource:
+        """A top-level secret or config: where its content comes from."""
+        where = f"{kind}.{key}"
+        if not isinstance(body, dict):
+            raise self.error(where, "must be a mapping")
+        _check_keys(
+            self, body,
+            ("name", "file", "environment", "content", "external", "labels", "driver",
+             "driver_opts", "template_driver"),
+            where,
+        )  # fmt: skip
+        external, name = self._external(where, body, key)
+        file = _opt_str(self, body, "file", where)
+        return FileSource(
+            key=key,
+            name=name if name is not None else (key if external else f"{project}_{key}"),
+            external=external,
+            file=None if file is None else self.host_path(file),
+            written=file,
+            environment=_opt_str(self, body, "environment", where),
+            content=_opt_str(self, body, "content", where),
+        )
+
     def _volume(self, key: str, body: Any, project: str) -> Volume:
         where = f"volumes.{key}"
         if body is None:
@@ -429,6 +460,7 @@ class _Loader:
         services: List[Service] = []
         used_networks: List[str] = []
         used_volumes: List[str] = []
+        used_files: List[Tuple[str, str]] = []
         for reader in enabled:
             where = f"service {reader.name!r}"
             deps: List[Dependency] = []
@@ -446,6 +478,13 @@ class _Loader:
                 if attachment.name not in networks and attachment.name != "default":
                     raise self.error(where, f"refers to undefined network {attachment.name!r}")
                 used_networks.append(attachment.name)
+            for kind in ("secrets", "configs"):
+                for entry in reader.fields.get(kind, ()):
+                    if entry.source not in self.files[kind]:
+                        raise self.error(
+                            where, f"refers to undefined {kind[:-1]} {entry.source!r}"
+                        )
+                    used_files.append((kind, entry.source))
             for mount in reader.volumes:
                 if mount.type == "volume" and mount.source:
                     if mount.source not in volumes:
@@ -479,6 +518,10 @@ class _Loader:
             services=tuple(services),
             networks=tuple(n for k, n in networks.items() if k in used_networks),
             volumes=tuple(v for k, v in volumes.items() if k in used_volumes),
+            secrets=tuple(v for k, v in self.files["secrets"].items()
+                          if ("secrets", k) in used_files),
+            configs=tuple(v for k, v in self.files["configs"].items()
+                          if ("configs", k) in used_files),
         )
 
     def _check_cycles(self, services: List[Service]) -> None:
@@ -917,6 +960,8 @@ class _ServiceReader:
             build=f.get("build", False),
             pids_limit=f.get("pids_limit"),
             links=f.get("links", ()),
+            secrets=f.get("secrets", ()),
+            configs=f.get("configs", ()),
             runtime=f.get("runtime"),
         )
 
@@ -946,6 +991,40 @@ class _ServiceReader:
         if not _is_str(value):
             raise self.error(key, f"must be a string, not {_show(value)}")
         self.fields[key] = str(value)
+
+    def files(self, value: Any, key: str) -> None:
+        """`secrets:`/`configs:`: names or {source, target, uid, gid, mode}."""
+        if not isinstance(value, list):
+            raise self.error(key, "must be a list")
+        out: List[ServiceFile] = []
+        for i, item in enumerate(value):
+            at = f"{key}[{i}]"
+            if _is_str(item):
+                target = f"/run/secrets/{item}" if key == "secrets" else None
+                out.append(ServiceFile(str(item), target, None, None, None))
+                continue
+            if not isinstance(item, dict):
+                raise self.error(at, "must be a name or a mapping")
+            where = f"{self.where}: {at}"
+            _check_keys(self.ld, item, ("source", "target", "uid", "gid", "mode"), where)
+            source = _opt_str(self.ld, item, "source", where)
+            if not source:
+                raise self.error(at, "needs a source")
+            mode = item.get("mode")
+            if _is_str(mode):
+                try:
+                    mode = int(str(mode), 8)
+                except ValueError:
+                    raise self.error(f"{at}.mode", f"invalid mode {mode!r}") from None
+            elif mode is not None:
+                mode = _int(self.ld, mode, f"{where}.mode")
+            out.append(ServiceFile(
+                source, _opt_str(self.ld, item, "target", where),
+                _scalar_text(self.ld, item.get("uid"), f"{where}.uid", null=None),
+                _scalar_text(self.ld, item.get("gid"), f"{where}.gid", null=None),
+                mode,
+            ))  # fmt: skip
+        self.fields[key] = tuple(out)
 
     def links(self, value: Any, key: str) -> None:
         links = _str_list(self.ld, value, f"{self.where}: {key}")
@@ -1633,6 +1712,8 @@ _READERS: Dict[str, Optional[_Reader]] = {
     "container_name": _ServiceReader.container_name,
     "build": _ServiceReader.build_,
     "links": _ServiceReader.links,
+    "secrets": _ServiceReader.files,
+    "configs": _ServiceReader.files,
     "runtime": _ServiceReader.string,
     "deploy": _ServiceReader.deploy,
     "pids_limit": _ServiceReader.integer,

@@ -47,6 +47,30 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class ServiceFile:
+    """A secret or config a service mounts (its `secrets:`/`configs:` entry)."""
+
+    source: str  # the top-level secret's or config's key
+    target: Optional[str]  # as Compose prints it: a short secret's is /run/secrets/<source>
+    uid: Optional[str]
+    gid: Optional[str]
+    mode: Optional[int]
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A top-level secret or config: a file, an environment variable, inline content."""
+
+    key: str
+    name: str
+    external: bool
+    file: Optional[str]  # absolute (a relative one resolved against the project directory)
+    written: Optional[str]  # `file` as the Compose file wrote it
+    environment: Optional[str]
+    content: Optional[str]
+
+
+@dataclass(frozen=True)
 class NetworkAttachment:
     name: str  # the network's key in the file ("default" when the service names none)
     aliases: Tuple[str, ...]
@@ -131,6 +155,8 @@ class Service:
     build: bool = False  # has `build:`; image "" when it names none
     pids_limit: Optional[int] = None
     links: Tuple[str, ...] = ()  # "service[:alias]": a dependency, reached by name anyway
+    secrets: Tuple[ServiceFile, ...] = ()
+    configs: Tuple[ServiceFile, ...] = ()
     runtime: Optional[str] = None
 
 
@@ -180,3 +206,5 @@ class Project:
     # the ones an enabled service uses: declared ones in file order, then an implicit default
     networks: Tuple[Network, ...]
     volumes: Tuple[Volume, ...]  # the ones an enabled service mounts
+    secrets: Tuple[FileSource, ...] = ()  # the ones an enabled service mounts
+    configs: Tuple[FileSource, ...] = ()
