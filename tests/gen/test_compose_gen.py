@@ -9,6 +9,7 @@ from typing import Dict, List
 
 import pytest
 
+from mender_docker.cli import gen as cli_gen
 from mender_docker.cli.gen import parse_options
 from mender_docker.compose.loader import load_project
 from mender_docker.compose.model import ComposeError
@@ -338,3 +339,21 @@ def test_repeated_compose_files_are_merged(tmp_path: Path) -> None:
     assert options.images == ["registry.example.com/prod"]
     assert options.application is not None
     assert "--publish=8080:80/tcp" in options.application.container_args[0]
+
+
+def test_the_generator_says_its_notes_on_stderr(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "compose.yaml").write_text(EXEC_CHECK)
+
+    def stop(options: object, **_: object) -> None:
+        raise GeneratorError("stopped before any registry")
+
+    monkeypatch.setattr(cli_gen, "generate", stop)
+    argv = ["-n", "x", "-t", "d", "-o", str(tmp_path / "x.mender"),
+            "--compose", str(tmp_path / "compose.yaml")]  # fmt: skip
+    assert cli_gen.main(argv) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("docker-artifact-gen: note: service 'db': healthcheck: on docker")
+    assert "/bin/sh" in err[0]
+    assert err[-1] == "docker-artifact-gen: error: stopped before any registry"
