@@ -185,9 +185,11 @@ def service_args(
     if service.network_mode:
         out.append(f"--network={_peer(project, service.network_mode, peers)}")
     else:
-        # Compose: the service's name on every network, each network's own aliases on it
+        # Compose: the container's and the service's names on every network, each
+        # network's own aliases on it
+        own = peers.get(service.name) or container_name(project, service)
         per_network = [
-            list(dict.fromkeys([service.name, *attachment.aliases]))
+            list(dict.fromkeys([own, service.name, *attachment.aliases]))
             for attachment in service.networks
         ]
         shared = len(service.networks) == 1 or all(not a.aliases for a in service.networks)

@@ -84,13 +84,14 @@ def test_services_become_containers_with_run_options(tmp_path: Path) -> None:
     assert options["mount"] == ["type=volume,src=shop_data,dst=/data"]
     assert options["volume"] == ["/srv/conf:/conf:ro"]
     assert options["network"] == ["shop_back"]
-    assert options["network-alias"] == ["api"]
+    assert options["network-alias"] == ["shop-api-1", "api"]  # as Compose: container, service
     assert options["health-cmd"] == ["wget -q http://localhost/"]
     assert options["health-interval"] == ["90s"] and options["health-retries"] == ["3"]
     assert options["tty"] == ["false"]
     # `front` is web's alias on `back` only: each network in docker's CSV form
     assert web.run.values("network") == [
-        "name=shop_back,alias=web,alias=front", "name=shop_default,alias=web"
+        "name=shop_back,alias=shop-web-1,alias=web,alias=front",
+        "name=shop_default,alias=shop-web-1,alias=web",
     ]
     assert web.run.values("network-alias") == []
     assert web.run.values("publish") == ["127.0.0.1:8080:80/tcp"]
