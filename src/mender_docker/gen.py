@@ -93,6 +93,8 @@ class GenOptions:
     embed_images: bool = False  # offline artifact: the images travel in the payload
     delta_from: List[str] = field(default_factory=list)  # base artifact files or images
     compose_file: Optional[str] = None  # the services of a Compose file instead of images
+    compose_overrides: List[str] = field(default_factory=list)  # more files, merged over it
+    project_directory: Optional[str] = None  # Compose's --project-directory
     project_name: Optional[str] = None
     profiles: List[str] = field(default_factory=list)
     application: Optional[Application] = None  # read from compose_file by generate()
@@ -148,8 +150,13 @@ def with_application(options: GenOptions) -> GenOptions:
             "--name, --container-args or --run-args with it"
         )
     try:
-        project = load_project(options.compose_file, options.project_name, options.profiles)
-        app = application(project)
+        project = load_project(
+            [options.compose_file, *options.compose_overrides],
+            options.project_name,
+            options.profiles,
+            project_directory=options.project_directory,
+        )
+        app = application(project, local_builds=options.resolver == "docker")
     except ComposeError as exc:
         raise GeneratorError(str(exc)) from None
     if not app.images:
@@ -218,11 +225,14 @@ def build_metadata(
         metadata = replace(
             metadata,
             container_args=app.container_args,
+            names=app.names if any(app.names) else None,
+            health_exec=app.health_exec if any(app.health_exec) else None,
             project=app.project,
             services=app.services,
             commands=app.commands if any(app.commands) else None,
             depends_on=app.depends_on if any(app.depends_on) else None,
             networks=app.networks or None,
+            network_options=app.network_options if any(app.network_options) else None,
             volumes=app.volumes or None,
         )
     return parse_metadata(metadata.to_dict())
@@ -375,7 +385,7 @@ def generate(
     """Resolve every image, then write the artifact atomically to options.output_path.
 
     With embed_images, `progress` is called with the bytes of each chunk fetched."""
-    if options.compose_file is not None:
+    if options.compose_file is not None and options.application is None:
         options = with_application(options)
     check_options(options)
     signer = load_signer(options.key) if options.key else None  # before any network

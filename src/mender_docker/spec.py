@@ -32,6 +32,16 @@ container, in the order of `containers`:
                     omits (empty placeholder files stand in for them); the
                     device must hold them as a chain (an image whose layers
                     start with exactly these). "" for an image sent whole.
+    health_exec     per container: the argv of an exec-form health check
+                    (Compose's `test: [CMD, ...]`), shlex-joined; "" for none.
+                    The container's arguments carry it as docker takes it,
+                    `--health-cmd=<the same text>` (a shell runs exactly that
+                    argv); on podman the module passes it as the JSON array
+                    podman reads as an exec-form check.
+    network_options per entry of `networks`: its `network create` options,
+                    shlex-joined, from NETWORK_OPTION_RE only (--internal,
+                    --ipv6, --subnet, --gateway, --ip-range, --aux-address,
+                    --opt); "" for a plain bridge network.
 
 Run arguments are split with `shlex` and passed as an argument list: no shell
 ever sees them.
@@ -60,11 +70,11 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 ORIGINAL_KEYS = ("containers", "run_args")
 LIST_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
-    "networks", "volumes", "delta_layers",
+    "networks", "volumes", "delta_layers", "health_exec", "network_options",
 )  # fmt: skip
 PER_CONTAINER_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
-    "delta_layers",
+    "delta_layers", "health_exec",
 )  # fmt: skip
 NUMBER_KEYS = ("health_timeout", "health_window", "stop_timeout")
 STRING_KEYS = ("images_file", "project", "delta_base")
@@ -73,6 +83,12 @@ PROJECT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")  # compose's project name
 SERVICE_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$")
 ENGINE_OBJECT_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")  # network, volume names
 MAX_OBJECTS = 100
+# `network create` options a Compose network may carry (docker's and podman's alike)
+NETWORK_OPTION_RE = re.compile(
+    r"--internal|--ipv6|--(subnet|gateway|ip-range)=[0-9a-fA-F.:/]{1,64}"
+    r"|--aux-address=[a-zA-Z0-9_.-]{1,64}=[0-9a-fA-F.:]{1,64}"
+    r"|--opt=[a-zA-Z0-9_.-]{1,128}=[a-zA-Z0-9_.,:/-]{0,256}"
+)
 KNOWN_KEYS = ORIGINAL_KEYS + LIST_KEYS + NUMBER_KEYS + STRING_KEYS
 DEFAULT_LABEL_NAMESPACE = "io.mender.docker"
 # Bounds: every value has one, so no input can exhaust the device or overflow.
@@ -178,8 +194,10 @@ class DockerMetadata:
     depends_on: Optional[Tuple[str, ...]] = None
     networks: Optional[Tuple[str, ...]] = None
     volumes: Optional[Tuple[str, ...]] = None
+    network_options: Optional[Tuple[str, ...]] = None
     delta_base: Optional[str] = None
     delta_layers: Optional[Tuple[str, ...]] = None
+    health_exec: Optional[Tuple[str, ...]] = None
     warnings: Tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -239,6 +257,8 @@ class DockerMetadata:
                     f"{where}: --pull={part.pull} would fetch the image from a registry: "
                     "the images of an offline artifact come with it"
                 )
+            if self.health_exec and self.health_exec[index]:
+                part = _exec_health_check(part, self.health_exec[index], engine, where, index)
             service = self.services[index] if self.services else None
             name = part.name or (self.names[index] if self.names else "")
             if not name and self.project and service:
@@ -305,6 +325,35 @@ class _Part:
             other.name or self.name,  # the engine keeps the last value
             other.pull or self.pull,
         )
+
+
+def health_cmd(argv: Sequence[str], engine: Optional[str]) -> str:
+    """The `--health-cmd` value that runs exactly `argv` on `engine`: podman reads a JSON
+    array of two or more items as an exec-form check; docker's CLI takes only a shell
+    command, so there (and for a single item) the argv is quoted for `/bin/sh -c`."""
+    if engine == "podman" and len(argv) > 1 and argv[0].upper() not in ("CMD", "CMD-SHELL", "NONE"):
+        return json.dumps(list(argv))
+    return shlex.join(argv)
+
+
+def _exec_health_check(
+    part: _Part, text: str, engine: Optional[str], where: str, index: int
+) -> _Part:
+    """The container's `--health-cmd` rendered for `engine` from its `health_exec` entry."""
+    argv = split_args(text, f"health_exec[{index}]")
+    if not argv:
+        raise MetadataError(f"health_exec[{index}]: an empty command")
+    if part.run.last("health-cmd") != shlex.join(argv):
+        raise MetadataError(
+            f"{where}: health_exec[{index}] is not the exec form of the container's --health-cmd"
+        )
+    rendered = health_cmd(argv, engine)
+    if rendered == shlex.join(argv):
+        return part
+    run = part.run.without("health-cmd") + parse_run_args(
+        [f"--health-cmd={rendered}"], engine, where
+    )
+    return _Part(run, tuple(run.render()), part.name, part.pull)
 
 
 def parse_run_args(args: Sequence[str], engine: Optional[str], where: str) -> RunArgs:
@@ -480,6 +529,7 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         if image_ids is None:
             raise MetadataError("'images_file' needs 'image_ids' to verify the loaded images")
     delta_base, delta_layers = _delta_keys(raw, count, containers, images_file)
+    health_exec = _optional_list(raw, "health_exec", str, count)
     for key, value in raw.items():
         if isinstance(value, dict) or (
             isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
@@ -490,7 +540,9 @@ def parse_metadata(raw: Any) -> DockerMetadata:
     if len(warnings) > MAX_WARNINGS:
         more = f"and {len(warnings) - MAX_WARNINGS} more unknown meta-data keys ignored"
         warnings = warnings[:MAX_WARNINGS] + (more,)
-    texts = [run_args, *(container_args or ()), *(compose.get("commands") or ())]
+    texts = [
+        run_args, *(container_args or ()), *(compose.get("commands") or ()), *(health_exec or ())
+    ]
     for text in texts:
         if len(text) > MAX_ARGS_TEXT:
             raise MetadataError(f"run arguments of {len(text)} characters, at most {MAX_ARGS_TEXT}")
@@ -509,6 +561,7 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         images_file=images_file,
         delta_base=delta_base,
         delta_layers=delta_layers,
+        health_exec=tuple(health_exec) if health_exec is not None else None,
         warnings=warnings,
         **compose,
     )
@@ -580,6 +633,7 @@ def _compose_keys(raw: Dict[str, Any], count: int) -> Dict[str, Any]:
         if len(value) > MAX_OBJECTS or len(set(value)) != len(value):
             raise MetadataError(f"'{key}' must list at most {MAX_OBJECTS} names, each once")
         out[key] = tuple(value)
+    out["network_options"] = _network_options(raw, out["networks"])
     project = raw.get("project")
     if project is not None and (not isinstance(project, str) or not PROJECT_RE.fullmatch(project)):
         raise MetadataError("'project' must be a Compose project name ([a-z0-9][a-z0-9_-]*)")
@@ -604,6 +658,28 @@ def _compose_keys(raw: Dict[str, Any], count: int) -> Dict[str, Any]:
                     raise MetadataError(f"service {service!r} depends on unknown service {other!r}")
         start_order(graph)  # refuses a cycle
     return out
+
+
+def network_options(text: str, where: str) -> Tuple[str, ...]:
+    """One `network_options` entry as `network create` arguments, each checked."""
+    args = tuple(split_args(text, where))
+    for arg in args:
+        if not NETWORK_OPTION_RE.fullmatch(arg):
+            raise MetadataError(f"{where}: {arg[:100]!r} is not a network option the module passes")
+    return args
+
+
+def _network_options(raw: Dict[str, Any], networks: Optional[Tuple[str, ...]]) -> Any:
+    value = raw.get("network_options")
+    if value is None:
+        return None
+    if networks is None or not isinstance(value, list) or len(value) != len(networks) or not all(
+        isinstance(v, str) for v in value
+    ):
+        raise MetadataError("'network_options' must be a list of strings, one per 'networks' entry")
+    for index, text in enumerate(value):
+        network_options(text, f"network_options[{index}]")
+    return tuple(value)
 
 
 def start_order(graph: Dict[str, List[str]]) -> List[List[str]]:

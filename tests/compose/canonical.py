@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Set
 
-from mender_docker.compose.model import Mount, Project, Service
+from mender_docker.compose.model import FileSource, Mount, Project, Service, ServiceFile
 from mender_docker.compose.units import parse_duration, parse_ram
 
 
@@ -59,7 +59,19 @@ def from_project(project: Project) -> Dict[str, Any]:
             })
             for v in project.volumes
         },
+        "secrets": {f.key: _file_source(f) for f in project.secrets},
+        "configs": {f.key: _file_source(f) for f in project.configs},
     }
+
+
+def _file_source(f: FileSource) -> Dict[str, Any]:
+    return _drop_defaults({"name": f.name, "external": f.external, "file": f.file,
+                           "environment": f.environment, "content": f.content})
+
+
+def _service_file(f: ServiceFile) -> Dict[str, Any]:
+    return _drop_defaults({"source": f.source, "target": f.target, "uid": f.uid,
+                           "gid": f.gid, "mode": f.mode})
 
 
 def _mount(m: Mount) -> Dict[str, Any]:
@@ -71,6 +83,8 @@ def _mount(m: Mount) -> Dict[str, Any]:
         "create_host_path": m.bind_create_host_path,
         "nocopy": m.volume_nocopy,
         "tmpfs_size": m.tmpfs_size,
+        "propagation": m.bind_propagation,
+        "selinux": m.bind_selinux,
     })
 
 
@@ -140,6 +154,13 @@ def _service(s: Service) -> Dict[str, Any]:
         "tty": s.tty,
         "stdin_open": s.stdin_open,
         "platform": s.platform,
+        "container_name": s.container_name,
+        "build": s.build,
+        "pids_limit": s.pids_limit,
+        "links": list(s.links),
+        "runtime": s.runtime,
+        "secrets": [_service_file(f) for f in s.secrets],
+        "configs": [_service_file(f) for f in s.configs],
     })
 
 
@@ -178,7 +199,7 @@ def _size(value: Any) -> Optional[int]:
 
 def from_tool(config: Dict[str, Any]) -> Dict[str, Any]:
     config = _unescape(config)
-    _only(config, {"name", "services", "networks", "volumes"}, "project")
+    _only(config, {"name", "services", "networks", "volumes", "secrets", "configs"}, "project")
     services_raw: Dict[str, Any] = config.get("services") or {}
     enabled = set(services_raw)
     services = {name: _tool_service(name, s, enabled) for name, s in services_raw.items()}
@@ -224,8 +245,30 @@ def from_tool(config: Dict[str, Any]) -> Dict[str, Any]:
             "driver_opts": {k: str(v) for k, v in (vol.get("driver_opts") or {}).items()},
             "labels": vol.get("labels") or {},
         })
+    files: Dict[str, Dict[str, Any]] = {}
+    for kind in ("secrets", "configs"):
+        files[kind] = {}
+        for key, body in (config.get(kind) or {}).items():
+            _only(body, {"name", "external", "file", "environment", "content"}, f"{kind}.{key}")
+            files[kind][key] = _drop_defaults({
+                "name": body.get("name"), "external": body.get("external", False),
+                "file": body.get("file"), "environment": body.get("environment"),
+                "content": body.get("content"),
+            })
     return {"name": config["name"], "services": services, "networks": networks,
-            "volumes": volumes}
+            "volumes": volumes, **files}
+
+
+def _tool_files(items: Any, where: str) -> List[Dict[str, Any]]:
+    out = []
+    for item in items or []:
+        _only(item, {"source", "target", "uid", "gid", "mode"}, where)
+        mode = item.get("mode")
+        out.append(_drop_defaults({
+            "source": item["source"], "target": item.get("target"), "uid": item.get("uid"),
+            "gid": item.get("gid"), "mode": int(mode, 8) if isinstance(mode, str) else mode,
+        }))
+    return out
 
 
 _SERVICE_KEYS = {
@@ -235,7 +278,39 @@ _SERVICE_KEYS = {
     "devices", "mem_limit", "mem_reservation", "cpus", "stop_grace_period", "stop_signal",
     "init", "pid", "ipc", "security_opt", "sysctls", "ulimits", "extra_hosts", "dns", "expose",
     "shm_size", "profiles", "tty", "stdin_open", "platform", "scale",
+    "container_name", "build", "deploy", "pids_limit", "links", "runtime",
+    "secrets", "configs",
 }
+
+
+def _apply_deploy(s: Dict[str, Any], where: str) -> Dict[str, Any]:
+    """deploy.resources and deploy.restart_policy as Compose's container creation applies
+    them (compose's getDeployResources, getRestartPolicy)."""
+    deploy = s.get("deploy")
+    if not deploy:
+        return s
+    s = dict(s)
+    _only(deploy, {"mode", "replicas", "labels", "resources", "restart_policy", "placement",
+                   "update_config", "rollback_config", "endpoint_mode"}, f"{where}.deploy")
+    resources = deploy.get("resources") or {}
+    limits = resources.get("limits") or {}
+    reservations = resources.get("reservations") or {}
+    if limits.get("memory"):
+        s["mem_limit"] = limits["memory"]
+    if limits.get("cpus"):
+        s["cpus"] = float(limits["cpus"])
+    if limits.get("pids"):
+        s["pids_limit"] = limits["pids"]
+    if reservations.get("memory"):
+        s["mem_reservation"] = reservations["memory"]
+    policy = deploy.get("restart_policy")
+    if policy is not None:
+        condition = policy.get("condition")
+        restart = {"none": "no", "any": "always", None: "no"}.get(condition, condition)
+        if restart == "on-failure" and policy.get("max_attempts"):
+            restart += f":{policy['max_attempts']}"
+        s["restart"] = restart
+    return s
 
 
 def _tool_mount(v: Dict[str, Any], where: str) -> Dict[str, Any]:
@@ -243,7 +318,7 @@ def _tool_mount(v: Dict[str, Any], where: str) -> Dict[str, Any]:
     bind = v.get("bind") or {}
     volume = v.get("volume") or {}
     tmpfs = v.get("tmpfs") or {}
-    _only(bind, {"create_host_path"}, f"{where}.bind")
+    _only(bind, {"create_host_path", "propagation", "selinux"}, f"{where}.bind")
     _only(volume, {"nocopy"}, f"{where}.volume")
     _only(tmpfs, {"size"}, f"{where}.tmpfs")
     return _drop_defaults({
@@ -254,12 +329,15 @@ def _tool_mount(v: Dict[str, Any], where: str) -> Dict[str, Any]:
         "create_host_path": bind.get("create_host_path", False),
         "nocopy": volume.get("nocopy", False),
         "tmpfs_size": _size(tmpfs.get("size")),
+        "propagation": bind.get("propagation"),
+        "selinux": bind.get("selinux"),
     })
 
 
 def _tool_service(name: str, s: Dict[str, Any], enabled: Set[str]) -> Dict[str, Any]:
     where = f"services.{name}"
     _only(s, _SERVICE_KEYS, where)
+    s = _apply_deploy(s, where)
     if s.get("scale", 1) != 1:
         raise UnknownKey(f"{where}: scale {s['scale']}")
     hc = s.get("healthcheck")
@@ -353,4 +431,11 @@ def _tool_service(name: str, s: Dict[str, Any], enabled: Set[str]) -> Dict[str, 
         "tty": s.get("tty", False),
         "stdin_open": s.get("stdin_open", False),
         "platform": s.get("platform"),
+        "container_name": s.get("container_name"),
+        "build": "build" in s,
+        "pids_limit": s.get("pids_limit"),
+        "links": s.get("links") or [],
+        "runtime": s.get("runtime"),
+        "secrets": _tool_files(s.get("secrets"), f"{where}.secrets"),
+        "configs": _tool_files(s.get("configs"), f"{where}.configs"),
     })

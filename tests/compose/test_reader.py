@@ -295,7 +295,7 @@ def test_profiles(tmp_path: Path) -> None:
         services:
           app: {image: a, depends_on: {tool: {condition: service_started, required: false}}}
           tool: {image: t, profiles: [tools], networks: [toolnet]}
-          dev: {build: ., profiles: [dev], env_file: missing.env}
+          dev: {image: d, extends: x, profiles: [dev], env_file: missing.env}
         networks:
           toolnet:
         """
@@ -309,7 +309,7 @@ def test_profiles(tmp_path: Path) -> None:
     assert [s.name for s in load(tmp_path, text, env={"COMPOSE_PROFILES": "tools"}).services] == [
         "app", "tool"
     ]
-    refuses(tmp_path, text, "service 'dev'", "build", profiles=["dev"])
+    refuses(tmp_path, text, "service 'dev'", "extends", profiles=["dev"])
     refuses(
         tmp_path,
         "services:\n  a: {image: a, depends_on: [b]}\n  b: {image: b, profiles: [x]}\n",
@@ -330,9 +330,12 @@ def test_refused_keys_name_the_service_and_key(tmp_path: Path, key: str) -> None
     [
         ("services:\n  a: {image: b, imagee: c}\n", ("service 'a'", "imagee", "unknown key")),
         ("services:\n  a: {command: x}\n", ("service 'a'", "image")),
-        ("secrets: {}\nservices:\n  a: {image: b}\n", ("secrets",)),
+        ("secrets: {}\nservices:\n  a: {image: b, secrets: [s]}\n", ("undefined secret",)),
         ("include: [x.yaml]\nservices:\n  a: {image: b}\n", ("include",)),
-        ("services:\n  a: {image: b, volumes: [./x:/y:z]}\n", ("volumes[0]", "'z'")),
+        (
+            "services:\n  a: {image: b, volumes: [vol:/y:z]}\nvolumes: {vol: {}}\n",
+            ("volumes[0]", "binds only"),
+        ),
         ("services:\n  a: {image: b, volumes: [dd:/y]}\n", ("undefined volume 'dd'",)),
         ("services:\n  a: {image: b, scale: 2}\n", ("scale",)),
         ("services:\n  a: {image: b, restart: sometimes}\n", ("restart",)),
@@ -397,3 +400,53 @@ def test_extensions_and_version_are_ignored(tmp_path: Path) -> None:
         """,
     )
     assert project.services[0].image == "busybox"
+
+
+# --- several files, bounds ---------------------------------------------------------------
+
+
+def test_later_files_merge_over_the_first(tmp_path: Path) -> None:
+    root = tmp_path / "proj"
+    root.mkdir()
+    (root / "compose.yaml").write_text(
+        "services:\n  a:\n    image: base\n    ports: ['8080:80']\n"
+        "    command: [sleep, '1']\n    environment: [A=1, B=2]\n"
+    )
+    (root / "prod.yaml").write_text(
+        "services:\n  a:\n    image: prod\n    command: !reset null\n"
+        "    environment: {B: '3'}\n    ports: ['8080:80', '9090:90']\n"
+    )
+    project = load_project([str(root / "compose.yaml"), str(root / "prod.yaml")], environ=ENV)
+    (service,) = project.services
+    assert service.image == "prod"
+    assert service.command is None
+    assert service.environment == (("A", "1"), ("B", "3"))
+    assert [(p.published, p.target) for p in service.ports] == [("8080", 80), ("9090", 90)]
+
+
+def test_the_project_directory_holds_dotenv_and_relative_paths(tmp_path: Path) -> None:
+    (tmp_path / "files").mkdir()
+    (tmp_path / "where").mkdir()
+    (tmp_path / "where" / ".env").write_text("TAG=7\n")
+    (tmp_path / "files" / "compose.yaml").write_text(
+        "services:\n  a:\n    image: 'x:${TAG}'\n    volumes: ['./conf:/conf']\n"
+    )
+    project = load_project(
+        [str(tmp_path / "files" / "compose.yaml")], environ=ENV,
+        project_directory=str(tmp_path / "where"),
+    )
+    assert project.name == "where"
+    assert project.services[0].image == "x:7"
+    assert project.services[0].volumes[0].source == str(tmp_path / "where" / "conf")
+
+
+def test_an_alias_bomb_fails_with_one_line() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 10)}]" for i in range(1, 10)]
+    with pytest.raises(YamlError, match="aliases are expanded"):
+        load_documents("\n".join(lines) + "\n")
+
+
+def test_a_huge_file_fails_before_it_is_parsed(tmp_path: Path) -> None:
+    big = "services:\n  a:\n    image: x\n" + "# filler\n" * 1_200_000
+    refuses(tmp_path, big, "larger than")

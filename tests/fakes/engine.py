@@ -139,6 +139,7 @@ class FakeEngine:
     images: Dict[str, FakeImage] = field(default_factory=dict)
     registry: Dict[str, FakeImage] = field(default_factory=dict)  # ref -> what a pull gets
     networks: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> labels
+    network_options: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
     volumes: Dict[str, Dict[str, str]] = field(default_factory=dict)  # name -> labels
     calls: List[Tuple[str, ...]] = field(default_factory=list)
     crash_at: Optional[int] = None
@@ -432,8 +433,11 @@ class FakeEngine:
         self._call("network_exists", name)
         return name in self.networks
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
+    def create_network(
+        self, name: str, labels: Mapping[str, str], options: Sequence[str] = ()
+    ) -> None:
         self._call("create_network", name)
+        self.network_options[name] = tuple(options)
         if name in self.networks:
             raise EngineError(["docker"], 1, f"network with name {name} already exists")
         self.networks[name] = dict(labels)

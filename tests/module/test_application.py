@@ -84,6 +84,15 @@ def test_names_labels_networks_volumes_and_order(tmp_path: Path) -> None:
     assert starts == [api.id, web.id]
 
 
+def test_a_network_is_created_with_its_options(tmp_path: Path) -> None:
+    device = Device(tmp_path)
+    engine = device.engine
+    meta = app(engine)
+    meta["network_options"] = ["--internal --subnet=172.30.0.0/24"]
+    install(device, "shop-1", meta)
+    assert engine.network_options["shop_default"] == ("--internal", "--subnet=172.30.0.0/24")
+
+
 def test_only_the_changed_service_is_replaced(tmp_path: Path) -> None:
     device = Device(tmp_path)
     engine = device.engine

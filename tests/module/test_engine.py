@@ -19,6 +19,7 @@ from mender_docker.module.engine import (
     ContainerInfo,
     Engine,
     Feed,
+    _network_attachments,
     classify,
     parse_container,
     parse_exit_event,
@@ -190,6 +191,24 @@ def test_argument_lists_reach_the_binary_verbatim(recorder: Path) -> None:
         "--label=l=1",
         "img@sha256:1",
     ]
+
+
+def test_each_network_gets_its_own_aliases() -> None:
+    args = ["--tty=true", "--network=name=p_back,alias=web,alias=front",
+            "--network=name=p_default,alias=web"]  # fmt: skip
+    assert _network_attachments(args, podman=True) == (
+        ["--tty=true", "--network=p_back:alias=web,alias=front", "--network=p_default:alias=web"],
+        [],
+    )
+    assert _network_attachments(args, podman=False) == (
+        ["--tty=true", "--network=p_back", "--network-alias=web", "--network-alias=front"],
+        [("p_default", ["web"])],
+    )
+    plain = ["--network=a", "--network=b", "--network-alias=x"]  # every network gets x
+    assert _network_attachments(plain, podman=False) == (
+        ["--network=a", "--network-alias=x"], [("b", ["x"])]
+    )
+    assert _network_attachments(plain, podman=True) == (plain, [])
 
 
 def test_missing_binary_and_timeouts(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
 from mender_docker.cli.common import run_command
 from mender_docker.cli.progress import ProgressBar
 from mender_docker.errors import GeneratorError
-from mender_docker.gen import RESOLVERS, GenOptions, generate, summary
+from mender_docker.gen import RESOLVERS, GenOptions, generate, summary, with_application
 
 PROG = "docker-artifact-gen"
 COMPRESSIONS = ("none", "gzip", "lzma", "zstd")
@@ -183,8 +183,15 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
     ours.add_argument(
         "--compose",
         metavar="FILE",
+        action="append",
         help="a Compose file: one container per service, with its networks and volumes"
-        " (no IMAGE arguments then)",
+        " (no IMAGE arguments then); repeated, the files are merged as `docker compose -f A"
+        " -f B` merges them",
+    )
+    ours.add_argument(
+        "--project-directory",
+        metavar="DIR",
+        help="the Compose project's directory (default: the first --compose file's)",
     )
     ours.add_argument("--project-name", metavar="NAME", help="the Compose project's name")
     ours.add_argument(
@@ -281,7 +288,9 @@ def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
         image_sizes=not ns.no_image_sizes,
         embed_images=bool(ns.embed_images),
         delta_from=list(ns.delta_from or []),
-        compose_file=ns.compose,
+        compose_file=ns.compose[0] if ns.compose else None,
+        compose_overrides=list(ns.compose[1:]) if ns.compose else [],
+        project_directory=ns.project_directory,
         project_name=ns.project_name,
         profiles=list(ns.profile or []),
     )
@@ -301,6 +310,10 @@ def make_command(prog: str) -> Callable[[List[str]], int]:
             options = parse_options(argv, prog)
         except SystemExit as exc:  # --help
             return exc.code if isinstance(exc.code, int) else 0
+        if options.compose_file is not None:
+            options = with_application(options)
+            for note in options.application.notes if options.application else ():
+                print(f"{prog}: note: {note}", file=sys.stderr)
         if options.embed_images:
             with ProgressBar("fetching images") as bar:  # on a terminal only
                 result = generate(options, progress=bar)

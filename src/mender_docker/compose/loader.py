@@ -17,7 +17,7 @@ import ipaddress
 import os
 import posixpath
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from mender_docker.compose import shellwords
 from mender_docker.compose.interpolate import (
@@ -26,9 +26,11 @@ from mender_docker.compose.interpolate import (
     parse_dotenv,
     substitute,
 )
+from mender_docker.compose.merge import merge_files
 from mender_docker.compose.model import (
     ComposeError,
     Dependency,
+    FileSource,
     Healthcheck,
     Ipam,
     IpamPool,
@@ -40,26 +42,21 @@ from mender_docker.compose.model import (
     Port,
     Project,
     Service,
+    ServiceFile,
     Volume,
 )
 from mender_docker.compose.units import go_number, parse_duration, parse_ram
-from mender_docker.compose.yamlload import Timestamp, YamlError, load_documents
+from mender_docker.compose.yamlload import MAX_TEXT, Timestamp, YamlError, load_documents
 
 _CONDITIONS = ("service_started", "service_healthy", "service_completed_successfully")
 _KEY_NAME = re.compile(r"^[a-zA-Z0-9._-]+$")
 
 # Service keys Compose knows that a mender-docker device does not do, and why.
 _REFUSED: Dict[str, str] = {
-    "build": "images are not built: give an `image:` the registry has",
     "extends": "not supported: write the service out in full",
-    "secrets": "not supported: use a bind mount or environment",
-    "configs": "not supported: use a bind mount",
-    "deploy": "Swarm/deploy options are not supported: use mem_limit, cpus, restart",
     "develop": "compose watch is not supported",
-    "links": "legacy links are not supported: services reach each other by name",
     "external_links": "legacy links are not supported",
     "volumes_from": "not supported: mount the same named volume",
-    "container_name": "not supported: the device names containers <project>-<service>-1",
     "pull_policy": "not supported: the device pulls each image by digest before the update",
     "label_file": "not supported: use labels",
     "provider": "provider services are not supported",
@@ -75,28 +72,31 @@ _UNSUPPORTED = (
     "annotations attach blkio_config cgroup cgroup_parent cpu_count cpu_percent cpu_period"
     " cpu_quota cpu_rt_period cpu_rt_runtime cpu_shares cpuset credential_spec"
     " device_cgroup_rules dns_opt dns_search group_add isolation mac_address mem_swappiness"
-    " memswap_limit oom_kill_disable oom_score_adj pids_limit pull_refresh_after runtime"
+    " memswap_limit oom_kill_disable oom_score_adj pull_refresh_after"
     " storage_opt userns_mode uts"
 ).split()
-_TOP_KEYS = ("version", "name", "services", "networks", "volumes")
+_TOP_KEYS = ("version", "name", "services", "networks", "volumes", "secrets", "configs")
 _TOP_REFUSED = {
     "include": "not supported: put everything in one file",
-    "secrets": "not supported: use a bind mount or environment",
-    "configs": "not supported: use a bind mount",
     "models": "not supported",
 }
 
 
 def load_project(
-    path: str,
+    path: Union[str, Sequence[str]],
     project_name: Optional[str] = None,
     profiles: Sequence[str] = (),
     environ: Optional[Mapping[str, str]] = None,
+    project_directory: Optional[str] = None,
 ) -> Project:
-    """The project in the Compose file at `path`, as `docker compose -f path config` reads
-    it with `--project-name`/`--profile` given here and `environ` (default: os.environ)
-    as its environment. ComposeError (one line) for anything Compose or we refuse."""
-    return _Loader(path, project_name, tuple(profiles), environ).load()
+    """The project in the Compose file at `path` (or the files, merged in order), as
+    `docker compose -f path... config` reads it with `--project-name`/`--profile`/
+    `--project-directory` given here and `environ` (default: os.environ) as its
+    environment. ComposeError (one line) for anything Compose or we refuse."""
+    paths = [path] if isinstance(path, str) else list(path)
+    if not paths:
+        raise ComposeError("no Compose file given")
+    return _Loader(paths, project_name, tuple(profiles), environ, project_directory).load()
 
 
 def normalize_project_name(name: str) -> str:
@@ -118,14 +118,17 @@ def _one_line(text: str) -> str:
 class _Loader:
     def __init__(
         self,
-        path: str,
+        paths: List[str],
         project_name: Optional[str],
         profiles: Tuple[str, ...],
         environ: Optional[Mapping[str, str]],
+        project_directory: Optional[str],
     ) -> None:
-        self.label = path
-        self.file = os.path.abspath(path)
-        self.workdir = os.path.dirname(self.file)
+        self.paths = paths
+        self.label = " + ".join(paths)
+        # relative paths of every file are from the project directory: the first file's
+        first_dir = os.path.dirname(os.path.abspath(paths[0]))
+        self.workdir = os.path.abspath(project_directory or first_dir)
         self.project_name = project_name
         self.profiles = profiles
         self.environ: Dict[str, str] = dict(os.environ if environ is None else environ)
@@ -139,33 +142,8 @@ class _Loader:
     # --- the whole file -----------------------------------------------------------
 
     def load(self) -> Project:
-        try:
-            with open(self.file, encoding="utf-8") as stream:
-                text = stream.read()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ComposeError(_one_line(f"{self.label}: cannot read: {exc}")) from None
         self.env = self._project_environment()
-        try:
-            documents = load_documents(text)
-        except YamlError as exc:
-            raise ComposeError(_one_line(f"{self.label}: {exc}")) from None
-        documents = [d for d in documents if d is not None] or [None]
-        if len(documents) > 1:
-            raise ComposeError(
-                f"{self.label}: several YAML documents in one file are not supported"
-            )
-        raw = documents[0]
-        if raw is None or raw == {}:
-            raise ComposeError(f"{self.label}: empty compose file")
-        if not isinstance(raw, dict):
-            raise ComposeError(f"{self.label}: top-level object must be a mapping")
-        for key in raw:
-            if key.startswith("x-") or key in _TOP_KEYS:
-                continue
-            if key in _TOP_REFUSED:
-                raise self.error(key, _TOP_REFUSED[key])
-            raise self.error(key, "unknown top-level key (Compose refuses it too)")
-
+        raw = merge_files([self._read(path) for path in self.paths])
         name = self._project_name(raw)
         self.env["COMPOSE_PROJECT_NAME"] = name
         data = self._interpolate(raw, "")
@@ -175,6 +153,10 @@ class _Loader:
 
         networks = self._section(data, "networks", self._network, name)
         volumes = self._section(data, "volumes", self._volume, name)
+        self.files: Dict[str, Dict[str, FileSource]] = {
+            "secrets": self._section(data, "secrets", self._secret, name),
+            "configs": self._section(data, "configs", self._config, name),
+        }
         services_raw = data.get("services")
         if services_raw is None:
             services_raw = {}
@@ -190,6 +172,33 @@ class _Loader:
         if not readers:
             raise self.error("services", "no service defined")
         return self._project(name, readers, networks, volumes)
+
+    def _read(self, path: str) -> Dict[str, Any]:
+        """One file's top-level mapping, as YAML gives it (tags kept for the merge)."""
+        try:
+            with open(path, encoding="utf-8") as stream:
+                text = stream.read(MAX_TEXT + 1)
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ComposeError(_one_line(f"{path}: cannot read: {exc}")) from None
+        try:
+            documents = load_documents(text)
+        except YamlError as exc:
+            raise ComposeError(_one_line(f"{path}: {exc}")) from None
+        documents = [d for d in documents if d is not None] or [None]
+        if len(documents) > 1:
+            raise ComposeError(f"{path}: several YAML documents in one file are not supported")
+        raw = documents[0]
+        if raw is None or raw == {}:
+            raise ComposeError(f"{path}: empty compose file")
+        if not isinstance(raw, dict):
+            raise ComposeError(f"{path}: top-level object must be a mapping")
+        for key in raw:
+            if key.startswith("x-") or key in _TOP_KEYS:
+                continue
+            if key in _TOP_REFUSED:
+                raise ComposeError(_one_line(f"{path}: {key}: {_TOP_REFUSED[key]}"))
+            raise ComposeError(f"{path}: {key}: unknown top-level key (Compose refuses it too)")
+        return raw
 
     def _project_environment(self) -> Dict[str, str]:
         env = dict(self.environ)
@@ -358,6 +367,35 @@ class _Loader:
             options=tuple(sorted(options.items())),
         )
 
+    def _secret(self, key: str, body: Any, project: str) -> FileSource:
+        return self._file_source("secrets", key, body, project)
+
+    def _config(self, key: str, body: Any, project: str) -> FileSource:
+        return self._file_source("configs", key, body, project)
+
+    def _file_source(self, kind: str, key: str, body: Any, project: str) -> FileSource:
+        """A top-level secret or config: where its content comes from."""
+        where = f"{kind}.{key}"
+        if not isinstance(body, dict):
+            raise self.error(where, "must be a mapping")
+        _check_keys(
+            self, body,
+            ("name", "file", "environment", "content", "external", "labels", "driver",
+             "driver_opts", "template_driver"),
+            where,
+        )  # fmt: skip
+        external, name = self._external(where, body, key)
+        file = _opt_str(self, body, "file", where)
+        return FileSource(
+            key=key,
+            name=name if name is not None else (key if external else f"{project}_{key}"),
+            external=external,
+            file=None if file is None else self.host_path(file),
+            written=file,
+            environment=_opt_str(self, body, "environment", where),
+            content=_opt_str(self, body, "content", where),
+        )
+
     def _volume(self, key: str, body: Any, project: str) -> Volume:
         where = f"volumes.{key}"
         if body is None:
@@ -422,6 +460,7 @@ class _Loader:
         services: List[Service] = []
         used_networks: List[str] = []
         used_volumes: List[str] = []
+        used_files: List[Tuple[str, str]] = []
         for reader in enabled:
             where = f"service {reader.name!r}"
             deps: List[Dependency] = []
@@ -439,6 +478,13 @@ class _Loader:
                 if attachment.name not in networks and attachment.name != "default":
                     raise self.error(where, f"refers to undefined network {attachment.name!r}")
                 used_networks.append(attachment.name)
+            for kind in ("secrets", "configs"):
+                for entry in reader.fields.get(kind, ()):
+                    if entry.source not in self.files[kind]:
+                        raise self.error(
+                            where, f"refers to undefined {kind[:-1]} {entry.source!r}"
+                        )
+                    used_files.append((kind, entry.source))
             for mount in reader.volumes:
                 if mount.type == "volume" and mount.source:
                     if mount.source not in volumes:
@@ -472,6 +518,10 @@ class _Loader:
             services=tuple(services),
             networks=tuple(n for k, n in networks.items() if k in used_networks),
             volumes=tuple(v for k, v in volumes.items() if k in used_volumes),
+            secrets=tuple(v for k, v in self.files["secrets"].items()
+                          if ("secrets", k) in used_files),
+            configs=tuple(v for k, v in self.files["configs"].items()
+                          if ("configs", k) in used_files),
         )
 
     def _check_cycles(self, services: List[Service]) -> None:
@@ -837,11 +887,17 @@ class _ServiceReader:
         for key, reader in _READERS.items():
             if key in body and reader is not None:
                 reader(self, body[key], key)
-        if "image" not in body or body.get("image") is None:
+        self.apply_deploy()
+        if body.get("image") is None and body.get("build") is None:
             self.refuse(
                 "image",
-                "missing: every service needs an image (mender-docker does not build)",
+                "missing: every service needs an image (or a build the generator takes"
+                " from `docker compose build`)",
             )
+        for link in self.fields.get("links", ()):  # as compose: a link is a dependency
+            other = link.split(":", 1)[0]
+            if all(d.service != other for d in self.depends_on):
+                self.depends_on.append(Dependency(other, "service_started", True, True))
         # implicit dependencies, as compose: network_mode/ipc/pid "service:NAME"
         for key in ("network_mode", "ipc", "pid"):
             ref = self.fields.get(key) if key != "network_mode" else self.network_mode
@@ -900,7 +956,32 @@ class _ServiceReader:
             tty=f.get("tty", False),
             stdin_open=f.get("stdin_open", False),
             platform=f.get("platform"),
+            container_name=f.get("container_name"),
+            build=f.get("build", False),
+            pids_limit=f.get("pids_limit"),
+            links=f.get("links", ()),
+            secrets=f.get("secrets", ()),
+            configs=f.get("configs", ()),
+            runtime=f.get("runtime"),
         )
+
+    def apply_deploy(self) -> None:
+        """deploy.resources and deploy.restart_policy as Compose applies them to the
+        container (they win over mem_limit, cpus, pids_limit, mem_reservation, restart)."""
+        deploy = self.fields.pop("_deploy", None)
+        if not deploy:
+            return
+        origin = {"mem_limit": "limits.memory", "cpus": "limits.cpus",
+                  "pids_limit": "limits.pids", "mem_reservation": "reservations.memory"}
+        for key, value in deploy.items():
+            if value is None:
+                continue
+            if key in origin and self.fields.get(key) not in (None, value):
+                raise self.error(
+                    key, f"can't set distinct values on {key!r} and"
+                    f" 'deploy.resources.{origin[key]}'",
+                )
+            self.fields[key] = value
 
     # --- simple keys ---
 
@@ -910,6 +991,130 @@ class _ServiceReader:
         if not _is_str(value):
             raise self.error(key, f"must be a string, not {_show(value)}")
         self.fields[key] = str(value)
+
+    def files(self, value: Any, key: str) -> None:
+        """`secrets:`/`configs:`: names or {source, target, uid, gid, mode}."""
+        if not isinstance(value, list):
+            raise self.error(key, "must be a list")
+        out: List[ServiceFile] = []
+        for i, item in enumerate(value):
+            at = f"{key}[{i}]"
+            if _is_str(item):
+                target = f"/run/secrets/{item}" if key == "secrets" else None
+                out.append(ServiceFile(str(item), target, None, None, None))
+                continue
+            if not isinstance(item, dict):
+                raise self.error(at, "must be a name or a mapping")
+            where = f"{self.where}: {at}"
+            _check_keys(self.ld, item, ("source", "target", "uid", "gid", "mode"), where)
+            source = _opt_str(self.ld, item, "source", where)
+            if not source:
+                raise self.error(at, "needs a source")
+            mode = item.get("mode")
+            if _is_str(mode):
+                try:
+                    mode = int(str(mode), 8)
+                except ValueError:
+                    raise self.error(f"{at}.mode", f"invalid mode {mode!r}") from None
+            elif mode is not None:
+                mode = _int(self.ld, mode, f"{where}.mode")
+            out.append(ServiceFile(
+                source, _opt_str(self.ld, item, "target", where),
+                _scalar_text(self.ld, item.get("uid"), f"{where}.uid", null=None),
+                _scalar_text(self.ld, item.get("gid"), f"{where}.gid", null=None),
+                mode,
+            ))  # fmt: skip
+        self.fields[key] = tuple(out)
+
+    def links(self, value: Any, key: str) -> None:
+        links = _str_list(self.ld, value, f"{self.where}: {key}")
+        for link in links:
+            service, _, alias = link.partition(":")
+            if alias and alias != service:  # on a user network a link adds only an alias
+                self.refuse(key, f"{link!r}: a link alias other than the service's name:"
+                            " give that service a network alias instead")
+        self.fields[key] = links
+
+    def build_(self, value: Any, key: str) -> None:
+        if value is None:
+            return
+        if not (_is_str(value) or isinstance(value, dict)):
+            raise self.error(key, "must be a path or a mapping")
+        self.fields[key] = True
+
+    def integer(self, value: Any, key: str) -> None:
+        self.fields[key] = _int(self.ld, value, f"{self.where}: {key}")
+
+    def deploy(self, value: Any, key: str) -> None:
+        if value is None:
+            return
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a mapping")
+        where = f"{self.where}: {key}"
+        _check_keys(
+            self.ld, value,
+            ("mode", "replicas", "labels", "resources", "restart_policy", "placement",
+             "update_config", "rollback_config", "endpoint_mode"),
+            where,
+        )  # fmt: skip
+        # placement, update_config, rollback_config, endpoint_mode, labels: Swarm's only
+        if value.get("mode") not in (None, "replicated"):
+            self.refuse(f"{key}.mode", "only one container per service (mode: replicated)")
+        if value.get("replicas") is not None:
+            if _int(self.ld, value["replicas"], f"{where}.replicas") != 1:
+                self.refuse(f"{key}.replicas", "only one container per service is supported")
+        out: Dict[str, Any] = {}
+        resources = value.get("resources") or {}
+        if not isinstance(resources, dict):
+            raise self.error(f"{key}.resources", "must be a mapping")
+        _check_keys(self.ld, resources, ("limits", "reservations"), f"{where}.resources")
+        for kind in ("limits", "reservations"):
+            body = resources.get(kind) or {}
+            at = f"{key}.resources.{kind}"
+            if not isinstance(body, dict):
+                raise self.error(at, "must be a mapping")
+            _check_keys(
+                self.ld, body, ("cpus", "memory", "pids", "devices", "generic_resources"),
+                f"{self.where}: {at}",
+            )
+            for option in ("devices", "generic_resources"):
+                if body.get(option):
+                    self.refuse(f"{at}.{option}", "not supported")
+            memory = _bytes(self.ld, body.get("memory"), f"{self.where}: {at}.memory")
+            if kind == "reservations":  # cpus and pids reserve nothing outside Swarm
+                out["mem_reservation"] = memory or None
+                continue
+            out["mem_limit"] = memory or None
+            if body.get("cpus") is not None:
+                self.cpus(body["cpus"], "_cpus")
+                out["cpus"] = self.fields.pop("_cpus") or None
+            if body.get("pids") is not None:
+                out["pids_limit"] = _int(self.ld, body["pids"], f"{self.where}: {at}.pids") or None
+        policy = value.get("restart_policy")
+        if policy is not None:
+            at = f"{key}.restart_policy"
+            if not isinstance(policy, dict):
+                raise self.error(at, "must be a mapping")
+            _check_keys(
+                self.ld, policy, ("condition", "delay", "max_attempts", "window"),
+                f"{self.where}: {at}",
+            )
+            condition = _opt_str(self.ld, policy, "condition", f"{self.where}: {at}")
+            mapped = {None: "no", "none": "no", "no": "no", "any": "always", "always": "always",
+                      "on-failure": "on-failure", "unless-stopped": "unless-stopped"}
+            if condition not in mapped:
+                raise self.error(f"{at}.condition", f"{condition!r}: not none, on-failure or any")
+            restart = mapped[condition]
+            attempts = policy.get("max_attempts")
+            if restart == "on-failure" and attempts:
+                restart += f":{_int(self.ld, attempts, f'{self.where}: {at}.max_attempts')}"
+            out["restart"] = restart
+        self.fields["_deploy"] = out
+
+    def container_name(self, value: Any, key: str) -> None:
+        self.string(value, key)
+        if not re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", self.fields[key]):
+            raise self.error(key, f"{self.fields[key]!r} does not match [a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
     def image(self, value: Any, key: str) -> None:
         if value is None:
@@ -1260,6 +1465,8 @@ class _ServiceReader:
         source, target = parsed["source"], parsed["target"]
         read_only = False
         nocopy = False
+        propagation: Optional[str] = None
+        selinux: Optional[str] = None
         for option in parsed["options"]:
             if option == "ro":
                 read_only = True
@@ -1269,13 +1476,20 @@ class _ServiceReader:
                 nocopy = True
             elif option in ("cached", "delegated", "consistent"):
                 pass  # macOS consistency hints, no effect on Linux
-            elif option in _PROPAGATIONS or option in ("z", "Z"):
-                self.refuse(at, f"volume option {option!r} is not supported")
+            elif option in _PROPAGATIONS:
+                propagation = option
+            elif option in ("z", "Z"):
+                selinux = option
             else:
                 raise self.error(at, f"unknown volume option {option!r} (compose ignores it)")
         target = self.check_target(target, at)
         if _is_file_path(source):
-            return Mount("bind", self.ld.host_path(source), target, read_only, True, nocopy, None)
+            return Mount(
+                "bind", self.ld.host_path(source), target, read_only, True, nocopy, None,
+                propagation, selinux, source,
+            )
+        if propagation or selinux:
+            self.refuse(at, f"volume option {propagation or selinux!r} applies to binds only")
         return Mount("volume", source or None, target, read_only, False, nocopy, None)
 
     def check_target(self, target: Any, at: str) -> str:
@@ -1303,9 +1517,11 @@ class _ServiceReader:
         create = False
         nocopy = False
         size: Optional[int] = None
+        propagation: Optional[str] = None
+        selinux: Optional[str] = None
         for sub, allowed, supported in (
             ("bind", ("propagation", "create_host_path", "recursive", "selinux"),
-             ("create_host_path",)),
+             ("create_host_path", "propagation", "selinux")),
             ("volume", ("labels", "nocopy", "subpath"), ("nocopy",)),
             ("tmpfs", ("size", "mode"), ("size",)),
             ("image", ("subpath",), ()),
@@ -1324,6 +1540,12 @@ class _ServiceReader:
             if sub == "bind" and kind == "bind":
                 create = _bool(self.ld, options.get("create_host_path", False),
                                f"{where}.bind.create_host_path")
+                propagation = _opt_str(self.ld, options, "propagation", f"{where}.bind")
+                if propagation is not None and propagation not in _PROPAGATIONS:
+                    raise self.error(f"{at}.bind.propagation", f"invalid {propagation!r}")
+                selinux = _opt_str(self.ld, options, "selinux", f"{where}.bind")
+                if selinux not in (None, "z", "Z"):
+                    raise self.error(f"{at}.bind.selinux", f"{selinux!r}: not z or Z")
             elif sub == "volume":
                 nocopy = _bool(self.ld, options.get("nocopy", False), f"{where}.volume.nocopy")
             elif sub == "tmpfs" and "size" in options:
@@ -1336,7 +1558,10 @@ class _ServiceReader:
                 raise self.error(
                     at, 'invalid mount config for type "bind": field Source must not be empty'
                 )
-            source = self.ld.host_path(source)
+            return Mount(
+                kind, self.ld.host_path(source), target, read_only, create, nocopy, size,
+                propagation, selinux, source,
+            )
         elif kind == "tmpfs" and source:
             raise self.error(f"{at}.source", "a tmpfs mount has no source")
         elif kind == "volume" and source == "":
@@ -1484,6 +1709,14 @@ _READERS: Dict[str, Optional[_Reader]] = {
     "depends_on": _ServiceReader.depends_on_,
     "healthcheck": _ServiceReader.healthcheck,
     "restart": _ServiceReader.restart,
+    "container_name": _ServiceReader.container_name,
+    "build": _ServiceReader.build_,
+    "links": _ServiceReader.links,
+    "secrets": _ServiceReader.files,
+    "configs": _ServiceReader.files,
+    "runtime": _ServiceReader.string,
+    "deploy": _ServiceReader.deploy,
+    "pids_limit": _ServiceReader.integer,
     "user": _ServiceReader.string,
     "working_dir": _ServiceReader.string,
     "hostname": _ServiceReader.string,

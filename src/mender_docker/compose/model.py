@@ -2,7 +2,9 @@
 
 Everything here is already interpolated, defaulted and validated by the loader:
 short and long syntaxes are one form, sizes are bytes, durations are seconds,
-relative bind paths are absolute. Mappings (environment, labels, sysctls, options)
+relative bind paths are absolute; `deploy.resources` and `deploy.restart_policy`
+are applied as Compose applies them to the container (mem_limit, cpus, pids_limit,
+mem_reservation, restart). Mappings (environment, labels, sysctls, options)
 are tuples of pairs sorted by key; lists keep the file's order.
 """
 
@@ -39,6 +41,33 @@ class Mount:
     bind_create_host_path: bool  # short syntax binds: True (compose creates a missing path)
     volume_nocopy: bool
     tmpfs_size: Optional[int]  # bytes
+    bind_propagation: Optional[str] = None  # rprivate, private, rshared, shared, rslave, slave
+    bind_selinux: Optional[str] = None  # "z" (shared) or "Z" (private)
+    written: Optional[str] = None  # a bind's source as the file wrote it (after interpolation)
+
+
+@dataclass(frozen=True)
+class ServiceFile:
+    """A secret or config a service mounts (its `secrets:`/`configs:` entry)."""
+
+    source: str  # the top-level secret's or config's key
+    target: Optional[str]  # as Compose prints it: a short secret's is /run/secrets/<source>
+    uid: Optional[str]
+    gid: Optional[str]
+    mode: Optional[int]
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """A top-level secret or config: a file, an environment variable, inline content."""
+
+    key: str
+    name: str
+    external: bool
+    file: Optional[str]  # absolute (a relative one resolved against the project directory)
+    written: Optional[str]  # `file` as the Compose file wrote it
+    environment: Optional[str]
+    content: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -122,6 +151,13 @@ class Service:
     tty: bool
     stdin_open: bool
     platform: Optional[str]  # "os/arch[/variant]", None: the generator's default
+    container_name: Optional[str] = None  # None: Compose's "<project>-<service>-1"
+    build: bool = False  # has `build:`; image "" when it names none
+    pids_limit: Optional[int] = None
+    links: Tuple[str, ...] = ()  # "service[:alias]": a dependency, reached by name anyway
+    secrets: Tuple[ServiceFile, ...] = ()
+    configs: Tuple[ServiceFile, ...] = ()
+    runtime: Optional[str] = None
 
 
 @dataclass(frozen=True)
@@ -170,3 +206,5 @@ class Project:
     # the ones an enabled service uses: declared ones in file order, then an implicit default
     networks: Tuple[Network, ...]
     volumes: Tuple[Volume, ...]  # the ones an enabled service mounts
+    secrets: Tuple[FileSource, ...] = ()  # the ones an enabled service mounts
+    configs: Tuple[FileSource, ...] = ()

@@ -14,7 +14,7 @@ mapping and a key that is not a string are errors, as in Compose.
 from __future__ import annotations
 
 import re
-from typing import Any, List
+from typing import Any, Dict, List
 
 import yaml  # type: ignore[import-untyped,unused-ignore]
 from yaml.nodes import MappingNode, Node  # type: ignore[import-untyped,unused-ignore]
@@ -22,6 +22,17 @@ from yaml.nodes import MappingNode, Node  # type: ignore[import-untyped,unused-i
 
 class Timestamp(str):
     """An unquoted scalar go-yaml reads as a time: Compose's schema refuses it."""
+
+
+class Reset:
+    """A value tagged `!reset`: a later file removes the key (see merge.py)."""
+
+
+class Override:
+    """A value tagged `!override`: a later file replaces the key's value whole."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 class YamlError(ValueError):
@@ -127,19 +138,72 @@ def _where(node: Node) -> str:
     return f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
 
 
+def _reset(loader: _Loader, node: Node) -> Any:
+    return Reset()
+
+
+def _override(loader: _Loader, node: Node) -> Any:
+    if isinstance(node, MappingNode):
+        return Override(_mapping(loader, node))
+    if isinstance(node, yaml.SequenceNode):
+        return Override(loader.construct_sequence(node, deep=True))
+    plain = getattr(node, "style", None) is None
+    tag = loader.resolve(yaml.ScalarNode, node.value, (plain, False))  # type: ignore[no-untyped-call,unused-ignore]
+    return Override(loader.yaml_constructors[tag](loader, node))
+
+
+_Loader.add_constructor("!reset", _reset)
+_Loader.add_constructor("!override", _override)
 _Loader.add_constructor("tag:yaml.org,2002:int", _int)
 _Loader.add_constructor("tag:yaml.org,2002:float", _float)
 _Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
 _Loader.add_constructor("tag:yaml.org,2002:map", _mapping)
 
 
+# Bounds far beyond any real Compose file, so a hostile one fails fast and small.
+MAX_TEXT = 1 << 20  # characters
+MAX_NODES = 100_000  # values once every alias is expanded
+
+
+def _expanded_size(node: Node, sizes: Dict[int, int]) -> int:
+    """How many values `node` stands for with its aliases expanded (memoized by node)."""
+    known = sizes.get(id(node))
+    if known is not None:
+        if known < 0:
+            raise YamlError("an alias refers to itself")
+        return known
+    sizes[id(node)] = -1
+    total = 1
+    if isinstance(node, MappingNode):
+        for key, value in node.value:
+            total += _expanded_size(key, sizes) + _expanded_size(value, sizes)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            total += _expanded_size(item, sizes)
+    if total > MAX_NODES:
+        raise YamlError(f"more than {MAX_NODES} values once its aliases are expanded")
+    sizes[id(node)] = total
+    return total
+
+
 def load_documents(text: str) -> List[Any]:
     """Every YAML document in `text`; YamlError when it is not YAML Compose reads."""
+    if len(text) > MAX_TEXT:
+        raise YamlError(f"larger than {MAX_TEXT // 1024} KiB: not a Compose file")
+    loader = _Loader(text)
     try:
-        return list(yaml.load_all(text, Loader=_Loader))
+        documents = []
+        while loader.check_node():
+            node = loader.get_node()
+            if node is not None:
+                _expanded_size(node, {})
+            documents.append(None if node is None else loader.construct_document(node))
+        return documents
     except YamlError:
         raise
     except yaml.YAMLError as exc:
         raise YamlError(" ".join(str(exc).split())) from None
     except RecursionError:
         raise YamlError("nesting too deep") from None
+    finally:
+        loader.dispose()

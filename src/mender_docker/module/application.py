@@ -21,7 +21,7 @@ from mender_docker.module.context import Context
 from mender_docker.module.health import wait_completed, wait_healthy
 from mender_docker.module.journal import Deployment, Journal
 from mender_docker.module.log import log, short
-from mender_docker.spec import DockerMetadata, PlannedContainer, start_order
+from mender_docker.spec import DockerMetadata, PlannedContainer, network_options, start_order
 
 COMPOSE = "com.docker.compose"
 
@@ -56,14 +56,19 @@ def ensure_networks_and_volumes(
     """Create what the application needs and the device lacks. A network is
     journalled before it is created (a crash in between leaves a record, not an
     orphan); a volume is not: it is never removed."""
-    for name in meta.networks or ():
+    options = meta.network_options or ("",) * len(meta.networks or ())
+    for name, text in zip(meta.networks or (), options):
         if ctx.engine.network_exists(name):
             continue
         if name not in deployment.networks_created:
             deployment.networks_created.append(name)
             ctx.store.save(journal)
         log(f"creating network {name}")
-        ctx.engine.create_network(name, _object_labels(ctx, meta, "network", name))
+        ctx.engine.create_network(
+            name,
+            _object_labels(ctx, meta, "network", name),
+            network_options(text, f"network {name}"),
+        )
     for name in meta.volumes or ():
         if not ctx.engine.volume_exists(name):
             log(f"creating volume {name}")

@@ -192,7 +192,9 @@ class ContainerEngine(Protocol):
         command: Sequence[str] = (),
     ) -> str: ...
     def network_exists(self, name: str) -> bool: ...
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None: ...
+    def create_network(
+        self, name: str, labels: Mapping[str, str], options: Sequence[str] = ()
+    ) -> None: ...
     def remove_network(self, name: str) -> None: ...
     def list_networks(self, label: str) -> List[str]: ...
     def volume_exists(self, name: str) -> bool: ...
@@ -513,25 +515,28 @@ class Engine:
         `--option=value` argument (spec.PlannedContainer.args); our labels come
         after them, so they win over any the arguments set. dockerd before API
         1.44 attaches a new container to one network only: the others are
-        connected before it starts, with the same aliases."""
-        networks = [a for a in args if a.startswith("--network=")]
-        later = [] if self.is_podman else networks[1:]
-        aliases = [a.split("=", 1)[1] for a in args if a.startswith("--network-alias=")]
-        command_line = ["create", f"--name={name}", *(a for a in args if a not in later)]
+        connected before it starts, with the same aliases. A network written
+        `name=NET,alias=A,...` (docker's CSV form) gets its own aliases only."""
+        args, later = _network_attachments(args, self.is_podman)
+        command_line = ["create", f"--name={name}", *args]
         for key, value in labels.items():
             command_line.append(f"--label={key}={value}")
         out = self.run([*command_line, image, *command])
         container_id = out.strip().splitlines()[-1].strip()
-        for network in later:
+        for network, aliases in later:
             flags = [f"--alias={alias}" for alias in aliases]
-            self.run(["network", "connect", *flags, network.split("=", 1)[1], container_id])
+            self.run(["network", "connect", *flags, network, container_id])
         return container_id
 
     def network_exists(self, name: str) -> bool:
         return self._exists("network", name)
 
-    def create_network(self, name: str, labels: Mapping[str, str]) -> None:
-        self.run(["network", "create", *(f"--label={k}={v}" for k, v in labels.items()), name])
+    def create_network(
+        self, name: str, labels: Mapping[str, str], options: Sequence[str] = ()
+    ) -> None:
+        """`options`: checked by spec.network_options (--internal, --subnet=...)."""
+        labels_args = [f"--label={k}={v}" for k, v in labels.items()]
+        self.run(["network", "create", *labels_args, *options, name])
 
     def remove_network(self, name: str) -> None:
         self.run(["network", "rm", name])
@@ -618,3 +623,44 @@ def classify(command: Sequence[str], returncode: int, stderr: str) -> EngineErro
     if any(marker in text for marker in _UNSUPPORTED_MARKERS):
         return UnsupportedError(command, returncode, stderr)
     return EngineError(command, returncode, stderr)
+
+
+def _network_attachments(
+    args: Sequence[str], podman: bool
+) -> Tuple[List[str], List[Tuple[str, List[str]]]]:
+    """The `create` arguments, and the networks to connect after it (dockerd before
+    API 1.44 takes one network at create) with their aliases.
+
+    `--network-alias` applies to every plain `--network=NET`; a network written
+    `name=NET,alias=A,alias=B` has its own aliases: docker gets the first as
+    `--network=NET --network-alias=A...`, podman each as `--network=NET:alias=A,...`."""
+    plain_aliases = [a.split("=", 1)[1] for a in args if a.startswith("--network-alias=")]
+    networks = [a for a in args if a.startswith("--network=")]
+    if not any(a.startswith("--network=name=") for a in networks):  # arguments as written
+        later = [] if podman else networks[1:]
+        passed = [a for a in args if a not in later]
+        return passed, [(n.split("=", 1)[1], plain_aliases) for n in later]
+    attachments: List[Tuple[str, List[str]]] = []
+    for arg in networks:
+        value = arg.split("=", 1)[1]
+        if not value.startswith("name="):
+            attachments.append((value, plain_aliases))
+            continue
+        name, aliases = "", []
+        for part in value.split(","):
+            key, _, text = part.partition("=")
+            if key == "alias":
+                aliases.append(text)
+            elif key == "name":
+                name = text
+        attachments.append((name, aliases))
+    rest = [a for a in args if not a.startswith(("--network=", "--network-alias="))]
+    if podman:
+        for network, aliases in attachments:
+            options = ",".join(f"alias={alias}" for alias in aliases)
+            rest.append(f"--network={network}:{options}" if options else f"--network={network}")
+        return rest, []
+    first, first_aliases = attachments[0]
+    rest.append(f"--network={first}")
+    rest += [f"--network-alias={alias}" for alias in first_aliases]
+    return rest, attachments[1:]
