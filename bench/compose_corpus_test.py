@@ -1,8 +1,12 @@
 """Real-world Compose files against the real `docker compose config`, then the generator.
 
-Each directory of tests/compose/realworld holds one file as its repository has it
-(compose.yaml, with the `.env` beside it if there was one) and source.json naming
-the repository, the path and the commit it was taken from. For each file:
+    MENDER_DOCKER_COMPOSE_CORPUS=DIR python3 -m pytest bench/compose_corpus_test.py
+
+The corpus is not in the repository (the files are other projects' work): DIR holds
+one directory per file, as its repository has it (compose.yaml, with the `.env`
+beside it if there was one) and source.json naming the repository, the path and the
+commit it was taken from; bench/compose_corpus_sources.json lists the 87 we took
+from docker/awesome-compose and Haxxnet/Compose-Examples. For each file:
 
 - the reader agrees with Compose: both refuse it, or both read the same project
   (tests/compose/canonical.py: names, mounts, network aliases, health checks and the
@@ -26,8 +30,10 @@ from mender_docker.gen_compose import application
 from tests.compose import canonical
 from tests.compose.composetool import INSTALL_HINT, compose_config, find_compose
 
-CORPUS = Path(__file__).parent / "realworld"
-CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "compose.yaml").is_file())
+CORPUS = Path(os.environ.get("MENDER_DOCKER_COMPOSE_CORPUS", "/nonexistent"))
+CASES = sorted(
+    p.name for p in (CORPUS.iterdir() if CORPUS.is_dir() else ()) if (p / "compose.yaml").is_file()
+)
 ENV = {"HOME": "/home/tester", "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
 
 # What the reader refuses although Compose reads it: a link under another name.
