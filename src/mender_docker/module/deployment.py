@@ -18,8 +18,10 @@ at any point leaves a phase from which every state can compute what to do:
   downloaded     prepare_images                      the same; every image is there and verified.
   installing     ArtifactInstall, before the first   + planned, previous (what ran: id, name,
                  change                              restart policy, managed), kept, stopped,
-                                                     renamed, networks; networks_created and
-                                                     created grow, each before it is made.
+                                                     renamed, networks, inherited (the anonymous
+                                                     volumes new containers take over);
+                                                     networks_created and created grow, each
+                                                     before it is made.
   installed      ArtifactInstall, after the health   the same: every new container passed the
                  gate                                gate; the replaced ones still exist, stopped.
   committed      ArtifactCommit                      the same; the client committed.
@@ -30,6 +32,11 @@ at any point leaves a phase from which every state can compute what to do:
   cleaned        cleanup_committed                   final: replaced containers and unused images
                                                      removed; `previous_images` = the release's
                                                      images + those that could not be removed.
+                                                     `orphan_volumes` (the anonymous volumes of
+                                                     the containers it removes, recorded before)
+                                                     are removed once no container uses them;
+                                                     undo and cleanup_failed do the same for the
+                                                     new containers' own volumes.
   failed         cleanup_failed                      final: what the deployment created, pulled or
                                                      loaded is removed.
 
@@ -46,7 +53,7 @@ but for type hints.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Sequence
+from typing import TYPE_CHECKING, Collection, Dict, FrozenSet, List, Optional, Sequence
 
 from mender_docker.module.errors import (
     DaemonDownError,
@@ -59,6 +66,7 @@ from mender_docker.module.policy import check, policy_from_settings
 
 if TYPE_CHECKING:
     from mender_docker.module.context import Context
+    from mender_docker.module.engine import ContainerInfo
     from mender_docker.module.journal import Deployment, Journal
     from mender_docker.spec import DockerMetadata, PlannedContainer
 
@@ -180,7 +188,7 @@ def undo(ctx: Context, journal: Journal) -> None:
     deployment.phase = Phase.ROLLING_BACK
     ctx.store.save(journal)
     engine = ctx.engine
-    remove_new_containers(ctx, deployment)
+    remove_new_containers(ctx, journal)
     renamed = {c.id: c for c in engine.inspect_containers([r.id for r in deployment.renamed])}
     for rename in deployment.renamed:
         info = renamed.get(rename.id)
@@ -217,12 +225,16 @@ def cleanup_committed(ctx: Context, journal: Journal) -> None:
     assert deployment is not None
     managed_label = ctx.label("managed")
     replaced = list(dict.fromkeys([*deployment.stopped, *(r.id for r in deployment.renamed)]))
-    for info in ctx.engine.inspect_containers(replaced):
+    found = ctx.engine.inspect_containers(replaced)
+    ours = [info for info in found if info.labels.get(managed_label) == "1"]
+    record_orphan_volumes(ctx, journal, ours)
+    for info in found:
         if info.labels.get(managed_label) != "1":
             log(f"leaving {info.name} ({short(info.id)}) stopped: not managed by mender-docker")
             continue
         log(f"removing replaced container {info.name} ({short(info.id)})")
         remove_container(ctx, info.id)
+    remove_unused_volumes(ctx, deployment.orphan_volumes)
     remove_unused_networks(ctx, stale_networks(ctx, deployment.networks))
     candidates = [ref for ref in journal.previous_images if ref not in deployment.images]
     if ctx.config.keep_previous_images:
@@ -241,7 +253,7 @@ def cleanup_failed(ctx: Context, journal: Journal) -> None:
     """After a failure (rolled back, or never installed): remove what it added."""
     deployment = journal.deployment
     assert deployment is not None
-    remove_new_containers(ctx, deployment)
+    remove_new_containers(ctx, journal)
     remove_unused_networks(ctx, deployment.networks_created)
     pulled_only = [ref for ref in deployment.pulled if ref not in journal.previous_images]
     remove_unused_images(ctx, pulled_only)
@@ -251,15 +263,61 @@ def cleanup_failed(ctx: Context, journal: Journal) -> None:
     log(f"cleaned up after failed deployment {deployment.artifact}")
 
 
-def remove_new_containers(ctx: Context, deployment: Deployment) -> None:
+def remove_new_containers(ctx: Context, journal: Journal) -> None:
     """Remove the deployment's new containers: those the journal recorded and those
-    carrying its deployment label (created just before a crash, not journalled)."""
+    carrying its deployment label (created just before a crash, not journalled),
+    then the anonymous volumes they alone had (never one they inherited)."""
+    deployment = journal.deployment
+    assert deployment is not None
     labelled = ctx.engine.list_containers(
         all=True, label=f"{ctx.label('deployment')}={deployment.id}"
     )
-    for container_id in dict.fromkeys([*deployment.created, *labelled]):
+    ids = list(dict.fromkeys([*deployment.created, *labelled]))
+    inherited = {entry["volume"] for entry in deployment.inherited}
+    record_orphan_volumes(ctx, journal, ctx.engine.inspect_containers(ids), inherited)
+    for container_id in ids:
         log(f"removing new container {short(container_id)}")
         remove_container(ctx, container_id)
+    remove_unused_volumes(ctx, [v for v in deployment.orphan_volumes if v not in inherited])
+
+
+def record_orphan_volumes(
+    ctx: Context,
+    journal: Journal,
+    containers: Sequence[ContainerInfo],
+    keep: Collection[str] = (),
+) -> None:
+    """Journal the anonymous volumes of containers about to be removed (but those in
+    `keep`): after a crash the cleanup still knows which ones to look at."""
+    deployment = journal.deployment
+    assert deployment is not None
+    found = [
+        v.name
+        for c in containers
+        for v in c.volumes
+        if v.anonymous and v.name not in keep and v.name not in deployment.orphan_volumes
+    ]
+    if found:
+        deployment.orphan_volumes.extend(dict.fromkeys(found))
+        ctx.store.save(journal)
+
+
+def remove_unused_volumes(ctx: Context, names: Sequence[str]) -> None:
+    """Remove those of the volumes no container (ours or not, in any state) uses."""
+    if not names:
+        return
+    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
+    used = {v.name for c in everything for v in c.volumes}
+    for name in names:
+        if name in used:
+            continue
+        log(f"removing unused anonymous volume {short(name)}")
+        try:
+            ctx.engine.remove_volume(name)
+        except NoSuchObjectError:
+            pass
+        except EngineError as exc:  # taken by a container created meanwhile
+            log(f"warning: cannot remove volume {short(name)}: {exc}")
 
 
 def remove_container(ctx: Context, container_id: str) -> None:

@@ -34,6 +34,7 @@ from mender_docker.module.health import wait_healthy
 from mender_docker.module.images import prepare_images
 from mender_docker.module.journal import PreviousContainer, Rename
 from mender_docker.module.log import log, short
+from mender_docker.module.volumes import inheritance, inherited_arguments
 from mender_docker.spec import DockerMetadata, PlannedContainer
 
 PREVIOUS_SUFFIX = "mender-prev"
@@ -133,6 +134,7 @@ def install(ctx: Context) -> None:
     deployment.renamed = renames
     deployment.created = []
     deployment.networks = list(meta.networks or ())
+    deployment.inherited = inheritance(to_create, by_name)
     ctx.store.save(journal)  # the previous state is safe: now change things
     ensure_networks_and_volumes(ctx, meta, deployment, journal)
 
@@ -156,6 +158,7 @@ def install(ctx: Context) -> None:
             **compose_labels(meta, item, hashes[item.name]),
         }
         args = run_arguments(item, ctx.config.tty, ctx.engine.lasting_restart_policy())
+        args = inherited_arguments(args, deployment.inherited, item.name)
         image = engine_reference(meta, item)
         container_id = ctx.engine.create(item.name, image, args, labels, item.command)
         deployment.created.append(container_id)
