@@ -93,6 +93,7 @@ class GenOptions:
     compose_file: Optional[str] = None  # the services of a Compose file instead of images
     project_name: Optional[str] = None
     profiles: List[str] = field(default_factory=list)
+    snapshot_volumes: bool = False  # every container: snapshot what it replaces
     application: Optional[Application] = None  # read from compose_file by generate()
 
 
@@ -223,6 +224,10 @@ def build_metadata(
             networks=app.networks or None,
             volumes=app.volumes or None,
         )
+    if options.snapshot_volumes:
+        metadata = replace(metadata, snapshot_volumes=(1,) * count)
+    elif app is not None and any(app.snapshots):
+        metadata = replace(metadata, snapshot_volumes=app.snapshots)
     return parse_metadata(metadata.to_dict())
 
 

@@ -30,6 +30,7 @@ class Application:
     depends_on: Tuple[str, ...]
     networks: Tuple[str, ...]
     volumes: Tuple[str, ...]
+    snapshots: Tuple[int, ...] = ()  # per service: 1 with `x-mender-snapshot: true`
 
 
 def application(project: Project) -> Application:
@@ -94,6 +95,7 @@ def application(project: Project) -> Application:
         depends_on=tuple(depends),
         networks=tuple(dict.fromkeys(used_networks)),
         volumes=tuple(dict.fromkeys(used_volumes)),
+        snapshots=tuple(int(s.snapshot) for s in project.services),
     )
 
 

@@ -503,7 +503,9 @@ class FakeEngine:
         self._call("volume_mountpoint", name)
         if name not in self.volumes or self.data_root_dir is None:
             return None
-        return os.path.join(self.data_root_dir, "volumes", name, "_data")
+        path = os.path.join(self.data_root_dir, "volumes", name, "_data")
+        os.makedirs(path, exist_ok=True)  # a real directory: snapshots copy it
+        return path
 
     def stop(self, container_id: str, timeout: float) -> None:
         self._call("stop", container_id)

@@ -122,6 +122,7 @@ class Service:
     tty: bool
     stdin_open: bool
     platform: Optional[str]  # "os/arch[/variant]", None: the generator's default
+    snapshot: bool = False  # `x-mender-snapshot: true`: snapshot its volumes at an update
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,12 @@ at any point leaves a phase from which every state can compute what to do:
                                                      the containers it removes, recorded before)
                                                      are removed once no container uses them;
                                                      undo and cleanup_failed do the same for the
-                                                     new containers' own volumes.
+                                                     new containers' own volumes. Volume
+                                                     snapshots (`snapshots`, their states in
+                                                     module/snapshots.py) are taken between stop
+                                                     and start, restored by undo before the
+                                                     previous containers start, deleted by both
+                                                     cleanups.
   failed         cleanup_failed                      final: what the deployment created, pulled or
                                                      loaded is removed.
 
@@ -45,7 +50,8 @@ final (`finish_earlier_deployment`). A save that keeps the phase records more of
 the same step (one more created container, one more transient tag) or a step
 run again; `NEXT` lists the changes.
 
-This module imports at run time only `errors`, `log` and `policy`: the journal
+This module imports at run time only `errors`, `log`, `policy` and `snapshots`
+(which itself imports only `errors` and `log`): the journal
 takes `Phase` from here, so nothing here may import the journal or the context
 but for type hints.
 """
@@ -63,6 +69,8 @@ from mender_docker.module.errors import (
 )
 from mender_docker.module.log import log, short
 from mender_docker.module.policy import check, policy_from_settings
+from mender_docker.module.snapshots import drop as drop_snapshots
+from mender_docker.module.snapshots import restore as restore_snapshots
 
 if TYPE_CHECKING:
     from mender_docker.module.context import Context
@@ -195,6 +203,7 @@ def undo(ctx: Context, journal: Journal) -> None:
         if info is not None and info.name != rename.from_name:
             log(f"renaming {info.name} ({short(info.id)}) back to {rename.from_name}")
             engine.rename(info.id, rename.from_name)
+    restore_snapshots(ctx, journal)  # before the previous containers start on the data
     previous = {c.id: c for c in engine.inspect_containers([p.id for p in deployment.previous])}
     for before in deployment.previous:
         info = previous.get(before.id)
@@ -235,6 +244,7 @@ def cleanup_committed(ctx: Context, journal: Journal) -> None:
         log(f"removing replaced container {info.name} ({short(info.id)})")
         remove_container(ctx, info.id)
     remove_unused_volumes(ctx, deployment.orphan_volumes)
+    drop_snapshots(ctx, journal, committed=True)
     remove_unused_networks(ctx, stale_networks(ctx, deployment.networks))
     candidates = [ref for ref in journal.previous_images if ref not in deployment.images]
     if ctx.config.keep_previous_images:
@@ -254,6 +264,7 @@ def cleanup_failed(ctx: Context, journal: Journal) -> None:
     deployment = journal.deployment
     assert deployment is not None
     remove_new_containers(ctx, journal)
+    drop_snapshots(ctx, journal, committed=False)
     remove_unused_networks(ctx, deployment.networks_created)
     pulled_only = [ref for ref in deployment.pulled if ref not in journal.previous_images]
     remove_unused_images(ctx, pulled_only)

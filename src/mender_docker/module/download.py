@@ -13,6 +13,7 @@ from mender_docker.module.context import Context
 from mender_docker.module.deployment import allowed_plan, finish_earlier_deployment
 from mender_docker.module.images import prepare_images
 from mender_docker.module.log import log
+from mender_docker.module.snapshots import check_space, refuse_if_forbidden
 from mender_docker.module.streams import drain_streams
 
 
@@ -20,11 +21,13 @@ def download(ctx: Context) -> None:
     meta = ctx.read_metadata()
     for warning in meta.warnings:
         log(f"warning: {warning}")
-    allowed_plan(ctx, meta)
+    plan = allowed_plan(ctx, meta)
+    refuse_if_forbidden(ctx, plan)
     if meta.images_file is None:
         drain_streams(ctx.tree)
     # fail early, before the journal changes, when the engine does not answer
     log(f"container engine {ctx.config.engine} {ctx.engine.version()}")
+    check_space(ctx, plan)
     finish_earlier_deployment(ctx)
     deployment_id = ctx.deployment_id(fresh=True)
     assert deployment_id is not None

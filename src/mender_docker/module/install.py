@@ -34,6 +34,8 @@ from mender_docker.module.health import wait_healthy
 from mender_docker.module.images import prepare_images
 from mender_docker.module.journal import PreviousContainer, Rename
 from mender_docker.module.log import log, short
+from mender_docker.module.snapshots import take as take_snapshots
+from mender_docker.module.snapshots import volumes_to_snapshot
 from mender_docker.module.volumes import inheritance, inherited_arguments
 from mender_docker.spec import DockerMetadata, PlannedContainer
 
@@ -165,6 +167,7 @@ def install(ctx: Context) -> None:
         created[item.name] = container_id
         ctx.store.save(journal)
     stop_all(ctx, to_stop, meta.stop_timeout)
+    take_snapshots(ctx, journal, volumes_to_snapshot(to_create, by_name))  # stopped: consistent
     timeout = ctx.config.health_timeout if meta.health_timeout is None else meta.health_timeout
     window = ctx.config.health_window if meta.health_window is None else meta.health_window
     if meta.depends_on:

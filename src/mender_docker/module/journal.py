@@ -20,8 +20,8 @@ from mender_docker.module.errors import JournalError
 
 FILE_NAME = "journal.json"
 FORMAT_VERSION = 1
-# Deployment keys added after the first release (module/volumes.py)
-LATER_KEYS = ("inherited", "orphan_volumes")
+# Deployment keys added after the first release (module/volumes.py, module/snapshots.py)
+LATER_KEYS = ("inherited", "orphan_volumes", "snapshots")
 
 
 @dataclass
@@ -93,6 +93,8 @@ class Deployment:
     # anonymous volumes of containers this deployment removes, recorded before the
     # removal: each is removed once no container uses it (never an inherited one)
     orphan_volumes: List[str] = field(default_factory=list)
+    # volume snapshots (module/snapshots.py): volume, mountpoint, state
+    snapshots: List[Dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.phase = Phase(self.phase)  # a bare string (JSON, callers) becomes the enum
@@ -106,6 +108,7 @@ class Deployment:
         data["phase"] = self.phase.value
         data["planned"] = [dict(entry) for entry in self.planned]
         data["inherited"] = [dict(entry) for entry in self.inherited]
+        data["snapshots"] = [dict(entry) for entry in self.snapshots]
         for key in LATER_KEYS:  # absent when empty: a released module's journal stays the same
             if not data[key]:
                 del data[key]
