@@ -248,3 +248,13 @@ def test_the_free_space_check_counts_the_snapshots(
     with pytest.raises(DeploymentError, match="not enough space for the volume snapshots"):
         device.run("Download")
     assert device.engine.mutations() == []
+
+
+def test_the_setting_takes_allow_or_never() -> None:
+    from mender_docker.module.config import parse_config
+    from mender_docker.module.errors import ConfigError
+
+    assert parse_config("snapshot_volumes = never\n").snapshot_volumes == "never"
+    assert parse_config("").snapshot_volumes == "allow"
+    with pytest.raises(ConfigError, match="snapshot_volumes must be allow or never"):
+        parse_config("snapshot_volumes = sometimes\n")
