@@ -23,11 +23,11 @@ import pytest
 from tests.integration.conftest import Deployer
 from tests.integration.test_volumes import Volumes
 from tests.podman.fixtures import stack_params
-from tests.realstack import DOCKER_STACKS, ImageFactory, Stack, unique
+from tests.realstack import ALL_STACKS, ImageFactory, Stack, unique
 
 pytestmark = pytest.mark.real  # on every stack (conftest.py) unless narrowed
-docker_5 = pytest.mark.parametrize(
-    "stack", stack_params([s for s in DOCKER_STACKS if s.client == "5.1"]), indirect=True
+client_5 = pytest.mark.parametrize(  # the crash tests: today's client, on both engines
+    "stack", stack_params([s for s in ALL_STACKS if s.client == "5.1"]), indirect=True
 )
 SERVE = 'trap "exit 0" TERM; sleep 3600 & wait'
 V1 = "cat /version >> /data/log; cat /version >> /data/more; " + SERVE
@@ -128,7 +128,7 @@ def arm_cp(deployer: Deployer, kill: str) -> Path:
     return marker
 
 
-@docker_5
+@client_5
 def test_sigkill_inside_the_snapshot_copy(releases: Releases, stack: Stack) -> None:
     marker = arm_cp(releases.deployer, "snapshot")
     proc = releases.deployer.install(releases.artifact("migrating"))
@@ -141,7 +141,7 @@ def test_sigkill_inside_the_snapshot_copy(releases: Releases, stack: Stack) -> N
     assert journal["deployment"]["phase"] == "failed"
 
 
-@docker_5
+@client_5
 def test_sigkill_inside_the_restore(releases: Releases, stack: Stack) -> None:
     proc = releases.deployer.install(releases.artifact("migrating"))
     assert proc.returncode == 0, proc.stderr[-3000:]
