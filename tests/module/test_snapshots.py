@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
 
@@ -258,3 +258,31 @@ def test_the_setting_takes_allow_or_never() -> None:
     assert parse_config("").snapshot_volumes == "allow"
     with pytest.raises(ConfigError, match="snapshot_volumes must be allow or never"):
         parse_config("snapshot_volumes = sometimes\n")
+
+
+def test_an_install_run_again_after_a_crash_takes_its_snapshots_again(tmp_path: Path) -> None:
+    def prepared(where: str) -> Tuple[Device, Dict[str, Any]]:
+        device = Device(tmp_path / where)
+        device.deploy("r1", **release(device, "1", snapshot=False))
+        before = write_v1(device)
+        device.new_deployment("r2", release(device, "2"))
+        device.run("Download")
+        return device, before
+
+    reference, _ = prepared("reference")
+    mark = len(reference.engine.calls)
+    reference.run("ArtifactInstall")
+    first_start = next(
+        i for i, call in enumerate(reference.engine.calls[mark:], 1) if call[0] == "start"
+    )
+    device, before = prepared("device")
+    device.engine.crash_at = len(device.engine.calls) + first_start
+    with pytest.raises(SimulatedCrash):
+        device.run("ArtifactInstall")  # killed at the first start: the snapshots are taken
+    assert len(list(snapshot_root(device).glob("*/*"))) == 2
+    device.run("ArtifactInstall")  # run again: undo restores, then the install starts anew
+    migrate(device)
+    device.run("ArtifactRollback")
+    assert state(device) == before
+    device.run("ArtifactFailure", "Cleanup")
+    assert list(snapshot_root(device).iterdir()) == []

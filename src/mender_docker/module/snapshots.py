@@ -174,11 +174,14 @@ def take(ctx: Context, journal: Journal, names: Sequence[str]) -> None:
                 "a directory on this host (a volume driver other than local?)"
             )
         entry: Dict[str, str] = {"volume": name, "mountpoint": mountpoint, "state": COPYING}
+        # an install run again (after undo restored the earlier attempt's) takes a new one
+        deployment.snapshots = [e for e in deployment.snapshots if e["volume"] != name]
         deployment.snapshots.append(entry)
         ctx.store.save(journal)
         os.makedirs(root, mode=0o700, exist_ok=True)
         partial, final = os.path.join(root, name + ".partial"), os.path.join(root, name)
         _remove(partial)
+        _remove(final)
         started = time.monotonic()
         copy_tree(mountpoint, partial)
         os.sync()  # the snapshot is on disk before the journal says it is complete
