@@ -158,8 +158,10 @@ class ImageFactory:
         files: Optional[Dict[str, bytes]] = None,
         random_mb: int = 0,
         push: bool = True,
+        volumes: Sequence[str] = (),
     ) -> str:
         """Build `<registry>/<repo>:<tag>`; return the pinned `repo@sha256:...` reference.
+        `volumes`: the image's VOLUME paths.
 
         Every build adds a random marker file, so two builds never share a digest.
         """
@@ -183,6 +185,8 @@ class ImageFactory:
                 for _ in range(random_mb):
                     out.write(os.urandom(1 << 20))
         lines = ["FROM scratch", "COPY rootfs/ /", f"CMD {json.dumps(list(cmd))}"]
+        if volumes:
+            lines.append(f"VOLUME {json.dumps(list(volumes))}")
         if healthcheck:
             lines.append(
                 "HEALTHCHECK --interval=1s --timeout=2s --retries=2 "

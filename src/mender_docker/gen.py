@@ -97,6 +97,7 @@ class GenOptions:
     project_directory: Optional[str] = None  # Compose's --project-directory
     project_name: Optional[str] = None
     profiles: List[str] = field(default_factory=list)
+    snapshot_volumes: bool = False  # every container: snapshot what it replaces
     application: Optional[Application] = None  # read from compose_file by generate()
 
 
@@ -235,6 +236,10 @@ def build_metadata(
             network_options=app.network_options if any(app.network_options) else None,
             volumes=app.volumes or None,
         )
+    if options.snapshot_volumes:
+        metadata = replace(metadata, snapshot_volumes=(1,) * count)
+    elif app is not None and any(app.snapshots):
+        metadata = replace(metadata, snapshot_volumes=app.snapshots)
     return parse_metadata(metadata.to_dict())
 
 

@@ -43,6 +43,7 @@ class Application:
     networks: Tuple[str, ...]
     volumes: Tuple[str, ...]
     network_options: Tuple[str, ...]  # per entry of `networks`: `network create` options
+    snapshots: Tuple[int, ...] = ()  # per service: 1 with `x-mender-snapshot: true`
 
 
 def application(project: Project, local_builds: bool = False) -> Application:
@@ -126,6 +127,7 @@ def application(project: Project, local_builds: bool = False) -> Application:
         networks=tuple(networks[key].name for key in used_keys),
         network_options=tuple(options[key] for key in used_keys),
         volumes=tuple(dict.fromkeys(used_volumes)),
+        snapshots=tuple(int(s.snapshot) for s in project.services),
     )
 
 

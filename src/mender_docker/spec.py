@@ -42,6 +42,10 @@ container, in the order of `containers`:
                     shlex-joined, from NETWORK_OPTION_RE only (--internal,
                     --ipv6, --subnet, --gateway, --ip-range, --aux-address,
                     --opt); "" for a plain bridge network.
+    snapshot_volumes per container: 1 to snapshot the volumes of the container it
+                    replaces (the one holding its name) before it starts, and
+                    restore them if the release is rolled back; 0 not to
+                    (README "Stateful services")
 
 Run arguments are split with `shlex` and passed as an argument list: no shell
 ever sees them.
@@ -70,11 +74,11 @@ NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,127}$")
 ORIGINAL_KEYS = ("containers", "run_args")
 LIST_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
-    "networks", "volumes", "delta_layers", "health_exec", "network_options",
+    "networks", "volumes", "delta_layers", "health_exec", "network_options", "snapshot_volumes",
 )  # fmt: skip
 PER_CONTAINER_KEYS = (
     "names", "container_args", "image_ids", "image_sizes", "commands", "services", "depends_on",
-    "delta_layers", "health_exec",
+    "delta_layers", "health_exec", "snapshot_volumes",
 )  # fmt: skip
 NUMBER_KEYS = ("health_timeout", "health_window", "stop_timeout")
 STRING_KEYS = ("images_file", "project", "delta_base")
@@ -160,6 +164,7 @@ class PlannedContainer:
     # a delta artifact: the diff IDs of the first layers the device must already have
     base_layers: Tuple[str, ...] = ()
     command: Tuple[str, ...] = ()  # after the image; () runs the image's own
+    snapshot: bool = False  # snapshot the volumes of the container it replaces
     service: Optional[str] = None  # the Compose service it runs
     depends_on: Tuple[Dependency, ...] = ()
 
@@ -198,6 +203,7 @@ class DockerMetadata:
     delta_base: Optional[str] = None
     delta_layers: Optional[Tuple[str, ...]] = None
     health_exec: Optional[Tuple[str, ...]] = None
+    snapshot_volumes: Optional[Tuple[int, ...]] = None
     warnings: Tuple[str, ...] = field(default=(), compare=False)
 
     def to_dict(self) -> Dict[str, Any]:
@@ -287,6 +293,7 @@ class DockerMetadata:
                     depends_on=parse_dependencies(self.depends_on[index], f"depends_on[{index}]")
                     if self.depends_on
                     else (),
+                    snapshot=bool(self.snapshot_volumes and self.snapshot_volumes[index]),
                 )
             )
         seen: Dict[str, str] = {}
@@ -530,6 +537,9 @@ def parse_metadata(raw: Any) -> DockerMetadata:
             raise MetadataError("'images_file' needs 'image_ids' to verify the loaded images")
     delta_base, delta_layers = _delta_keys(raw, count, containers, images_file)
     health_exec = _optional_list(raw, "health_exec", str, count)
+    snapshot_volumes = _optional_list(raw, "snapshot_volumes", int, count)
+    if snapshot_volumes is not None and any(v not in (0, 1) for v in snapshot_volumes):
+        raise MetadataError("'snapshot_volumes' entries must be 0 or 1")
     for key, value in raw.items():
         if isinstance(value, dict) or (
             isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value)
@@ -562,6 +572,7 @@ def parse_metadata(raw: Any) -> DockerMetadata:
         delta_base=delta_base,
         delta_layers=delta_layers,
         health_exec=tuple(health_exec) if health_exec is not None else None,
+        snapshot_volumes=tuple(snapshot_volumes) if snapshot_volumes is not None else None,
         warnings=warnings,
         **compose,
     )

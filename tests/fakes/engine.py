@@ -16,11 +16,18 @@ import hashlib
 import io
 import itertools
 import json
+import os
 import tarfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
-from mender_docker.module.engine import ContainerEngine, ContainerInfo, Feed, ImageInfo
+from mender_docker.module.engine import (
+    ContainerEngine,
+    ContainerInfo,
+    Feed,
+    ImageInfo,
+    VolumeMount,
+)
 from mender_docker.module.errors import (
     DaemonDownError,
     EngineError,
@@ -44,6 +51,7 @@ MUTATING = frozenset(
         "create_network",
         "remove_network",
         "create_volume",
+        "remove_volume",
         "stop",
         "start",
         "rename",
@@ -71,6 +79,7 @@ READ_ONLY = frozenset(
         "network_exists",
         "list_networks",
         "volume_exists",
+        "volume_mountpoint",
         "logs_tail",
         "last_exit_code",
     }
@@ -88,6 +97,7 @@ class FakeImage:
     size: int = 1000
     behaviour: str = "ok"  # ok | exits | completes (exits 0) | unhealthy | healthy
     layers: Tuple[str, ...] = ()  # RootFS.Layers: diff IDs, base first
+    volumes: Tuple[str, ...] = ()  # its VOLUME paths: each container gets an anonymous one
 
 
 @dataclass
@@ -109,6 +119,7 @@ class FakeContainer:
     exits: List[int] = field(default_factory=list)  # every exit code, as the `die` events
     created: str = "2026-01-01T00:00:00Z"
     writable_binds: Tuple[str, ...] = ()
+    mounts: Tuple[VolumeMount, ...] = ()  # its volumes, named and anonymous
 
 
 EMPTY_DIFF_ID = "sha256:" + hashlib.sha256(b"").hexdigest()
@@ -157,17 +168,22 @@ class FakeEngine:
         behaviour: str = "ok",
         size: int = 1000,
         layers: Sequence[str] = (),
+        volumes: Sequence[str] = (),
     ) -> str:
         """Put an image in the fake registry; returns its pinned reference."""
         ref = f"{repo}@{digest_of(repo + ':' + version)}"
-        image = FakeImage(digest_of("config" + ref), {ref}, size, behaviour, tuple(layers))
+        image = FakeImage(
+            digest_of("config" + ref), {ref}, size, behaviour, tuple(layers), tuple(volumes)
+        )
         self.registry[ref] = image
         return ref
 
     def preload(self, ref: str) -> None:
         """Make a published image present on the device."""
         src = self.registry[ref]
-        self.images[src.id] = FakeImage(src.id, set(src.refs), src.size, src.behaviour, src.layers)
+        self.images[src.id] = FakeImage(
+            src.id, set(src.refs), src.size, src.behaviour, src.layers, src.volumes
+        )
 
     def add_container(
         self,
@@ -314,6 +330,7 @@ class FakeEngine:
                     networks=c.networks,
                     created=c.created,
                     writable_binds=c.writable_binds,
+                    volumes=c.mounts,
                 )
             )
         return out
@@ -329,7 +346,7 @@ class FakeEngine:
             raise NoSuchObjectError(["docker", "pull"], 1, f"manifest for {ref} not found")
         src = self.registry[ref]
         have = self.images.setdefault(
-            src.id, FakeImage(src.id, set(), src.size, src.behaviour, src.layers)
+            src.id, FakeImage(src.id, set(), src.size, src.behaviour, src.layers, src.volumes)
         )
         have.refs |= src.refs
 
@@ -426,8 +443,38 @@ class FakeEngine:
         self.containers[container_id] = FakeContainer(
             container_id, name, image, found.id, tuple(args), dict(labels), policy, False,
             command=tuple(command), networks=tuple(networks), writable_binds=tuple(binds),
+            mounts=self._mounts(args, found.volumes),
         )  # fmt: skip
         return container_id
+
+    def _mounts(self, args: Sequence[str], image_volumes: Sequence[str]) -> Tuple[VolumeMount, ...]:
+        """The volumes `create` mounts: named ones as the arguments say (created when
+        missing), a fresh anonymous one for `-v /path` and each image VOLUME the
+        arguments mount nothing at; binds and tmpfs are no volumes."""
+        mounts: Dict[str, str] = {}  # destination -> volume ("" for a bind or tmpfs)
+        for arg in args:
+            option, _, value = arg.partition("=")
+            if option == "--volume":
+                parts = value.split(":")
+                source, dest = (parts[0], parts[1]) if len(parts) > 1 else ("", parts[0])
+                mounts[dest] = "" if source.startswith("/") else source or self._anonymous()
+            elif option == "--tmpfs":
+                mounts[value.split(":", 1)[0]] = ""
+            elif option == "--mount":
+                fields = dict(item.partition("=")[::2] for item in value.split(","))
+                dest = fields.get("target") or fields.get("dst") or fields.get("destination", "")
+                kind = fields.get("type", "volume")
+                source = fields.get("source") or fields.get("src") or ""
+                mounts[dest] = (source or self._anonymous()) if kind == "volume" else ""
+        for path in image_volumes:
+            mounts.setdefault(path, self._anonymous())
+        for volume in mounts.values():
+            if volume:
+                self.volumes.setdefault(volume, {})
+        return tuple(VolumeMount(v, d) for d, v in mounts.items() if v)
+
+    def _anonymous(self) -> str:
+        return self._new_id()  # 64 hex digits, as both engines name them
 
     def network_exists(self, name: str) -> bool:
         self._call("network_exists", name)
@@ -462,6 +509,22 @@ class FakeEngine:
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self._call("create_volume", name)
         self.volumes[name] = dict(labels)
+
+    def remove_volume(self, name: str) -> None:
+        self._call("remove_volume", name)
+        if name not in self.volumes:
+            raise NoSuchObjectError(["docker"], 1, f"get {name}: no such volume")
+        if any(m.name == name for c in self.containers.values() for m in c.mounts):
+            raise EngineError(["docker"], 1, f"remove {name}: volume is in use")
+        del self.volumes[name]
+
+    def volume_mountpoint(self, name: str) -> Optional[str]:
+        self._call("volume_mountpoint", name)
+        if name not in self.volumes or self.data_root_dir is None:
+            return None
+        path = os.path.join(self.data_root_dir, "volumes", name, "_data")
+        os.makedirs(path, exist_ok=True)  # a real directory: snapshots copy it
+        return path
 
     def stop(self, container_id: str, timeout: float) -> None:
         self._call("stop", container_id)

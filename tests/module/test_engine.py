@@ -429,6 +429,7 @@ MUTATING_CALLS: List[Tuple[str, Callable[[FakeEngine, str, str], object]]] = [
     ("create_network", lambda e, ref, c: e.create_network("n2", {})),
     ("remove_network", lambda e, ref, c: e.remove_network("net")),
     ("create_volume", lambda e, ref, c: e.create_volume("v", {})),
+    ("remove_volume", lambda e, ref, c: (e.volumes.update(v={}), e.remove_volume("v"))),
     ("stop", lambda e, ref, c: e.stop(c, 1)),
     ("start", lambda e, ref, c: e.start(c)),
     ("rename", lambda e, ref, c: e.rename(c, "web-old")),
@@ -472,9 +473,9 @@ def test_read_only_calls_of_the_fake_record_no_mutation() -> None:
     engine.inspect_containers([container_id]), engine.inspect_image(ref)
     engine.imports_base_layers(), engine.network_exists("net"), engine.list_networks("a=1")
     engine.volume_exists("v"), engine.logs_tail(container_id, 5), engine.run_healthcheck("web")
-    engine.last_exit_code(container_id)
+    engine.last_exit_code(container_id), engine.volume_mountpoint("v")
     engine.lasting_restart_policy(), engine.runs_healthchecks()
-    assert len(engine.calls) == 12 and engine.mutations() == []
+    assert len(engine.calls) == 13 and engine.mutations() == []
 
 
 def test_the_fake_load_registers_what_the_tar_names_and_an_abort_nothing() -> None:

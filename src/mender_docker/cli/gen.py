@@ -201,6 +201,13 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="enable the Compose services of this profile (repeatable)",
     )
     ours.add_argument(
+        "--snapshot-volumes",
+        action="store_true",
+        help="snapshot the volumes of every container the release replaces before it"
+        " starts, and restore them if the release is rolled back (per Compose service:"
+        " x-mender-snapshot: true)",
+    )
+    ours.add_argument(
         "--no-image-sizes",
         action="store_true",
         help="do not write image_sizes (meta-data keys exactly as the original)",
@@ -293,6 +300,7 @@ def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:
         project_directory=ns.project_directory,
         project_name=ns.project_name,
         profiles=list(ns.profile or []),
+        snapshot_volumes=bool(ns.snapshot_volumes),
     )
 
 

@@ -848,6 +848,11 @@ def _is_file_path(source: str) -> bool:
 # --- services ------------------------------------------------------------------------------
 
 
+# Our one service extension: snapshot the service's volumes at an update (README
+# "Stateful services"; meta-data `snapshot_volumes`).
+SNAPSHOT_KEY = "x-mender-snapshot"
+
+
 class _ServiceReader:
     """One service's keys, read and checked; `service()` builds the model."""
 
@@ -876,9 +881,13 @@ class _ServiceReader:
         if not isinstance(body, dict):
             raise self.error("", "must be a mapping")
         for key in body:
-            if key.startswith("x-"):
+            if key == SNAPSHOT_KEY:
+                if not isinstance(body[key], bool):
+                    raise self.error(key, "must be true or false")
+                self.fields[key] = body[key]
+            elif key.startswith("x-"):
                 continue
-            if key in _REFUSED:
+            elif key in _REFUSED:
                 self.refuse(key, _REFUSED[key])
             elif key in _UNSUPPORTED:
                 self.refuse(key, "not supported by mender-docker")
@@ -963,6 +972,7 @@ class _ServiceReader:
             secrets=f.get("secrets", ()),
             configs=f.get("configs", ()),
             runtime=f.get("runtime"),
+            snapshot=f.get(SNAPSHOT_KEY, False),
         )
 
     def apply_deploy(self) -> None:

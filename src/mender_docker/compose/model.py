@@ -158,6 +158,7 @@ class Service:
     secrets: Tuple[ServiceFile, ...] = ()
     configs: Tuple[ServiceFile, ...] = ()
     runtime: Optional[str] = None
+    snapshot: bool = False  # `x-mender-snapshot: true`: snapshot its volumes at an update
 
 
 @dataclass(frozen=True)

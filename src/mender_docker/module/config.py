@@ -22,6 +22,8 @@ keys are errors: a misspelt key silently ignored would be worse.
     deny_run_args        run arguments artifacts may not use (module/policy.py)
     allow_run_args       `safe`: only ordinary application options (module/policy.py)
     allowed_registries   registries images may come from (module/policy.py)
+    snapshot_volumes     allow (default): a release may ask for volume snapshots
+                         (module/snapshots.py); never: such a release is refused
 
 Meta-data values (health_timeout, health_window, stop_timeout) override these
 per artifact.
@@ -40,6 +42,7 @@ from mender_docker.module.policy import policy_from_settings
 DEFAULT_PATH = "/etc/mender/mender-docker.conf"
 ENV_VAR = "MENDER_DOCKER_CONF"
 SCOPES = ("all", "managed")
+SNAPSHOT_SETTINGS = ("allow", "never")
 ENGINES = ("docker", "podman")
 
 
@@ -64,6 +67,7 @@ class Config:
     deny_run_args: str = ""  # the owner's policy, see module/policy.py
     allow_run_args: Optional[str] = None  # None: no allow-list
     allowed_registries: Optional[str] = None  # None: any registry
+    snapshot_volumes: str = "allow"  # allow | never
 
     def policy_settings(self) -> Dict[str, str]:
         settings = {"deny_run_args": self.deny_run_args}
@@ -150,6 +154,8 @@ def _convert(key: str, value: str, where: str) -> object:
         raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
     if key == "scope" and value not in SCOPES:
         raise ConfigError(f"{where}: scope must be one of {', '.join(SCOPES)}, got {value!r}")
+    if key == "snapshot_volumes" and value not in SNAPSHOT_SETTINGS:
+        raise ConfigError(f"{where}: snapshot_volumes must be allow or never, got {value!r}")
     if key == "engine" and (not value or "\x00" in value):
         raise ConfigError(f"{where}: engine must name docker, podman or a path")
     if key == "data_dir" and not value.startswith("/"):

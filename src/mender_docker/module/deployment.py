@@ -18,8 +18,10 @@ at any point leaves a phase from which every state can compute what to do:
   downloaded     prepare_images                      the same; every image is there and verified.
   installing     ArtifactInstall, before the first   + planned, previous (what ran: id, name,
                  change                              restart policy, managed), kept, stopped,
-                                                     renamed, networks; networks_created and
-                                                     created grow, each before it is made.
+                                                     renamed, networks, inherited (the anonymous
+                                                     volumes new containers take over);
+                                                     networks_created and created grow, each
+                                                     before it is made.
   installed      ArtifactInstall, after the health   the same: every new container passed the
                  gate                                gate; the replaced ones still exist, stopped.
   committed      ArtifactCommit                      the same; the client committed.
@@ -31,6 +33,16 @@ at any point leaves a phase from which every state can compute what to do:
                                                      removed; `previous_images` = the release's
                                                      images + those that could not be removed;
                                                      `owned` = the release's containers.
+                                                     `orphan_volumes` (the anonymous volumes of
+                                                     the containers it removes, recorded before)
+                                                     are removed once no container uses them;
+                                                     undo and cleanup_failed do the same for the
+                                                     new containers' own volumes. Volume
+                                                     snapshots (`snapshots`, their states in
+                                                     module/snapshots.py) are taken between stop
+                                                     and start, restored by undo before the
+                                                     previous containers start, deleted by both
+                                                     cleanups.
   failed         cleanup_failed                      final: what the deployment created, pulled or
                                                      loaded is removed; `owned` = the containers
                                                      of the release that runs again.
@@ -43,7 +55,8 @@ final (`finish_earlier_deployment`). A save that keeps the phase records more of
 the same step (one more created container, one more transient tag) or a step
 run again; `NEXT` lists the changes.
 
-This module imports at run time only `errors`, `log` and `policy`: the journal
+This module imports at run time only `errors`, `log`, `policy` and `snapshots`
+(which itself imports only `errors` and `log`): the journal
 takes `Phase` from here, so nothing here may import the journal or the context
 but for type hints.
 """
@@ -51,7 +64,7 @@ but for type hints.
 from __future__ import annotations
 
 from enum import Enum
-from typing import TYPE_CHECKING, Dict, FrozenSet, List, Optional, Sequence
+from typing import TYPE_CHECKING, Collection, Dict, FrozenSet, List, Optional, Sequence
 
 from mender_docker.module.errors import (
     DaemonDownError,
@@ -62,6 +75,8 @@ from mender_docker.module.errors import (
 )
 from mender_docker.module.log import log, short
 from mender_docker.module.policy import check, policy_from_settings
+from mender_docker.module.snapshots import drop as drop_snapshots
+from mender_docker.module.snapshots import restore as restore_snapshots
 
 if TYPE_CHECKING:
     from mender_docker.module.context import Context
@@ -256,13 +271,14 @@ def undo(ctx: Context, journal: Journal) -> None:
     deployment.phase = Phase.ROLLING_BACK
     ctx.store.save(journal)
     engine = ctx.engine
-    remove_new_containers(ctx, deployment)
+    remove_new_containers(ctx, journal)
     renamed = {c.id: c for c in engine.inspect_containers([r.id for r in deployment.renamed])}
     for rename in deployment.renamed:
         info = renamed.get(rename.id)
         if info is not None and info.name != rename.from_name:
             log(f"renaming {info.name} ({short(info.id)}) back to {rename.from_name}")
             engine.rename(info.id, rename.from_name)
+    restore_snapshots(ctx, journal)  # before the previous containers start on the data
     previous = {c.id: c for c in engine.inspect_containers([p.id for p in deployment.previous])}
     for before in deployment.previous:
         info = previous.get(before.id)
@@ -293,12 +309,16 @@ def cleanup_committed(ctx: Context, journal: Journal) -> None:
     assert deployment is not None
     ours = {p.id for p in deployment.previous if p.managed}  # decided at install
     replaced = list(dict.fromkeys([*deployment.stopped, *(r.id for r in deployment.renamed)]))
-    for info in ctx.engine.inspect_containers(replaced):
+    found = ctx.engine.inspect_containers(replaced)
+    record_orphan_volumes(ctx, journal, [info for info in found if info.id in ours])
+    for info in found:
         if info.id not in ours:
             log(f"leaving {info.name} ({short(info.id)}) stopped: not managed by mender-docker")
             continue
         log(f"removing replaced container {info.name} ({short(info.id)})")
         remove_container(ctx, info.id)
+    remove_unused_volumes(ctx, deployment.orphan_volumes)
+    drop_snapshots(ctx, journal, committed=True)
     remove_unused_networks(ctx, stale_networks(ctx, deployment.networks))
     candidates = [ref for ref in journal.previous_images if ref not in deployment.images]
     if ctx.config.keep_previous_images:
@@ -318,7 +338,8 @@ def cleanup_failed(ctx: Context, journal: Journal) -> None:
     """After a failure (rolled back, or never installed): remove what it added."""
     deployment = journal.deployment
     assert deployment is not None
-    remove_new_containers(ctx, deployment)
+    remove_new_containers(ctx, journal)
+    drop_snapshots(ctx, journal, committed=False)
     remove_unused_networks(ctx, deployment.networks_created)
     pulled_only = [ref for ref in deployment.pulled if ref not in journal.previous_images]
     remove_unused_images(ctx, pulled_only)
@@ -329,15 +350,61 @@ def cleanup_failed(ctx: Context, journal: Journal) -> None:
     log(f"cleaned up after failed deployment {deployment.artifact}")
 
 
-def remove_new_containers(ctx: Context, deployment: Deployment) -> None:
+def remove_new_containers(ctx: Context, journal: Journal) -> None:
     """Remove the deployment's new containers: those the journal recorded and those
-    carrying its deployment label (created just before a crash, not journalled)."""
+    carrying its deployment label (created just before a crash, not journalled),
+    then the anonymous volumes they alone had (never one they inherited)."""
+    deployment = journal.deployment
+    assert deployment is not None
     labelled = ctx.engine.list_containers(
         all=True, label=f"{ctx.label('deployment')}={deployment.id}"
     )
-    for container_id in dict.fromkeys([*deployment.created, *labelled]):
+    ids = list(dict.fromkeys([*deployment.created, *labelled]))
+    inherited = {entry["volume"] for entry in deployment.inherited}
+    record_orphan_volumes(ctx, journal, ctx.engine.inspect_containers(ids), inherited)
+    for container_id in ids:
         log(f"removing new container {short(container_id)}")
         remove_container(ctx, container_id)
+    remove_unused_volumes(ctx, [v for v in deployment.orphan_volumes if v not in inherited])
+
+
+def record_orphan_volumes(
+    ctx: Context,
+    journal: Journal,
+    containers: Sequence[ContainerInfo],
+    keep: Collection[str] = (),
+) -> None:
+    """Journal the anonymous volumes of containers about to be removed (but those in
+    `keep`): after a crash the cleanup still knows which ones to look at."""
+    deployment = journal.deployment
+    assert deployment is not None
+    found = [
+        v.name
+        for c in containers
+        for v in c.volumes
+        if v.anonymous and v.name not in keep and v.name not in deployment.orphan_volumes
+    ]
+    if found:
+        deployment.orphan_volumes.extend(dict.fromkeys(found))
+        ctx.store.save(journal)
+
+
+def remove_unused_volumes(ctx: Context, names: Sequence[str]) -> None:
+    """Remove those of the volumes no container (ours or not, in any state) uses."""
+    if not names:
+        return
+    everything = ctx.engine.inspect_containers(ctx.engine.list_containers(all=True))
+    used = {v.name for c in everything for v in c.volumes}
+    for name in names:
+        if name in used:
+            continue
+        log(f"removing unused anonymous volume {short(name)}")
+        try:
+            ctx.engine.remove_volume(name)
+        except NoSuchObjectError:
+            pass
+        except EngineError as exc:  # taken by a container created meanwhile
+            log(f"warning: cannot remove volume {short(name)}: {exc}")
 
 
 def remove_container(ctx: Context, container_id: str) -> None:

@@ -19,6 +19,7 @@ from mender_docker.module.deployment import (
 )
 from mender_docker.module.images import prepare_images
 from mender_docker.module.log import log
+from mender_docker.module.snapshots import check_space, refuse_if_forbidden
 from mender_docker.module.streams import drain_streams
 
 
@@ -31,8 +32,10 @@ def download(ctx: Context) -> None:
     everything = all_containers(ctx)
     plan = allowed_plan(ctx, meta, everything)
     check_names(ctx, plan, everything, ours_among(ctx, ctx.store.load(), everything))
+    refuse_if_forbidden(ctx, plan)
     if meta.images_file is None:
         drain_streams(ctx.tree)
+    check_space(ctx, plan)
     finish_earlier_deployment(ctx)
     deployment_id = ctx.deployment_id(fresh=True)
     assert deployment_id is not None

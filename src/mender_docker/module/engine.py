@@ -58,6 +58,20 @@ def image_id(value: object) -> str:
 
 
 @dataclass(frozen=True)
+class VolumeMount:
+    """A volume mounted in a container (`inspect`'s Mounts of Type volume)."""
+
+    name: str
+    destination: str
+
+    @property
+    def anonymous(self) -> bool:
+        """Both engines name a volume nobody named with 64 hex digits (an image
+        VOLUME, `-v /path`); a user who names one so is taken at their word."""
+        return len(self.name) == 64 and set(self.name) <= _HEX64
+
+
+@dataclass(frozen=True)
 class ContainerInfo:
     """What the module needs to know about one container (from `inspect`)."""
 
@@ -77,6 +91,7 @@ class ContainerInfo:
     networks: Tuple[str, ...] = ()  # the networks it is (or will be, once started) on
     created: str = ""  # when it was created, RFC 3339 (the engines' events take it as --since)
     writable_binds: Tuple[str, ...] = ()  # host paths it can write through a bind or volume
+    volumes: Tuple[VolumeMount, ...] = ()  # its volume mounts, named and anonymous
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,20 @@ def parse_container(data: Mapping[str, Any]) -> ContainerInfo:
             and mount.get("RW")
             and mount.get("Source")
         ),
+        volumes=parse_volume_mounts(data.get("Mounts")),
+    )
+
+
+def parse_volume_mounts(mounts: Any) -> Tuple[VolumeMount, ...]:
+    """The volumes in `inspect`'s Mounts: docker and podman both write
+    {"Type": "volume", "Name": ..., "Destination": ...} (binds and tmpfs have
+    other types)."""
+    if not isinstance(mounts, list):
+        return ()
+    return tuple(
+        VolumeMount(str(m["Name"]), str(m.get("Destination") or ""))
+        for m in mounts
+        if isinstance(m, dict) and m.get("Type") == "volume" and m.get("Name")
     )
 
 
@@ -199,6 +228,8 @@ class ContainerEngine(Protocol):
     def list_networks(self, label: str) -> List[str]: ...
     def volume_exists(self, name: str) -> bool: ...
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None: ...
+    def remove_volume(self, name: str) -> None: ...
+    def volume_mountpoint(self, name: str) -> Optional[str]: ...
     def stop(self, container_id: str, timeout: float) -> None: ...
     def start(self, container_id: str) -> None: ...
     def rename(self, container_id: str, new_name: str) -> None: ...
@@ -550,6 +581,18 @@ class Engine:
 
     def create_volume(self, name: str, labels: Mapping[str, str]) -> None:
         self.run(["volume", "create", *(f"--label={k}={v}" for k, v in labels.items()), name])
+
+    def remove_volume(self, name: str) -> None:
+        """Remove it; the engine refuses (EngineError) while a container uses it."""
+        self.run(["volume", "rm", name])
+
+    def volume_mountpoint(self, name: str) -> Optional[str]:
+        """Where the volume's files are on the host (local driver); None if gone."""
+        try:
+            out = self.run(["volume", "inspect", "--format", "{{.Mountpoint}}", name])
+        except NoSuchObjectError:
+            return None
+        return out.strip() or None
 
     def _exists(self, kind: str, name: str) -> bool:
         try:

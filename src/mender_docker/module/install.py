@@ -39,6 +39,9 @@ from mender_docker.module.health import wait_healthy
 from mender_docker.module.images import prepare_images
 from mender_docker.module.journal import PreviousContainer, Rename
 from mender_docker.module.log import log, short
+from mender_docker.module.snapshots import take as take_snapshots
+from mender_docker.module.snapshots import volumes_to_snapshot
+from mender_docker.module.volumes import inheritance, inherited_arguments
 from mender_docker.spec import DockerMetadata, PlannedContainer
 
 PREVIOUS_SUFFIX = "mender-prev"
@@ -131,6 +134,7 @@ def install(ctx: Context) -> None:
     deployment.renamed = renames
     deployment.created = []
     deployment.networks = list(meta.networks or ())
+    deployment.inherited = inheritance(to_create, by_name)
     ctx.store.save(journal)  # the previous state is safe: now change things
     ensure_networks_and_volumes(ctx, meta, deployment, journal)
 
@@ -154,12 +158,14 @@ def install(ctx: Context) -> None:
             **compose_labels(meta, item, hashes[item.name]),
         }
         args = run_arguments(item, ctx.config.tty, ctx.engine.lasting_restart_policy())
+        args = inherited_arguments(args, deployment.inherited, item.name)
         image = engine_reference(meta, item)
         container_id = ctx.engine.create(item.name, image, args, labels, item.command)
         deployment.created.append(container_id)
         created[item.name] = container_id
         ctx.store.save(journal)
     stop_all(ctx, to_stop, meta.stop_timeout)
+    take_snapshots(ctx, journal, volumes_to_snapshot(to_create, by_name))  # stopped: consistent
     timeout = ctx.config.health_timeout if meta.health_timeout is None else meta.health_timeout
     window = ctx.config.health_window if meta.health_window is None else meta.health_window
     by_id = {created[item.name]: item for item in plan if item.name in created}

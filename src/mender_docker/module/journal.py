@@ -20,6 +20,8 @@ from mender_docker.module.errors import JournalError
 
 FILE_NAME = "journal.json"
 FORMAT_VERSION = 1
+# Deployment keys added after the first release (module/volumes.py, module/snapshots.py)
+LATER_KEYS = ("inherited", "orphan_volumes", "snapshots")
 
 
 @dataclass
@@ -86,6 +88,13 @@ class Deployment:
     created: List[str] = field(default_factory=list)  # ids of new containers
     networks: List[str] = field(default_factory=list)  # the networks the release uses
     networks_created: List[str] = field(default_factory=list)  # made by this deployment
+    # anonymous volumes the new containers take over: container, volume, destination, from
+    inherited: List[Dict[str, str]] = field(default_factory=list)
+    # anonymous volumes of containers this deployment removes, recorded before the
+    # removal: each is removed once no container uses it (never an inherited one)
+    orphan_volumes: List[str] = field(default_factory=list)
+    # volume snapshots (module/snapshots.py): volume, mountpoint, state
+    snapshots: List[Dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.phase = Phase(self.phase)  # a bare string (JSON, callers) becomes the enum
@@ -98,6 +107,11 @@ class Deployment:
             data[f.name] = list(value) if isinstance(value, list) else value
         data["phase"] = self.phase.value
         data["planned"] = [dict(entry) for entry in self.planned]
+        data["inherited"] = [dict(entry) for entry in self.inherited]
+        data["snapshots"] = [dict(entry) for entry in self.snapshots]
+        for key in LATER_KEYS:  # absent when empty: a released module's journal stays the same
+            if not data[key]:
+                del data[key]
         data["previous"] = [entry.to_dict() for entry in self.previous]
         data["renamed"] = [entry.to_dict() for entry in self.renamed]
         return data
