@@ -36,6 +36,9 @@ from mender_docker.errors import ArtifactError
 
 # name -> suffix added to ".tar" (mender-artifact's names for --compression).
 COMPRESSIONS: Dict[str, str] = {"none": "", "gzip": ".gz", "lzma": ".xz", "zstd": ".zst"}
+# mender-artifact 4.x's zstd names -> zstd levels (its Go encoder's speeds, roughly).
+ZSTD_LEVELS: Dict[str, int] = {"zstd_fastest": 1, "zstd_fast": 3, "zstd_better": 7,
+                               "zstd_best": 11}
 # Go's compress/gzip DefaultCompression is zlib level 6: match it.
 GZIP_LEVEL = 6
 ZSTD_LEVEL = 3
@@ -93,10 +96,13 @@ def _decompressobj() -> Any:
 
 
 def suffix_of(compression: str) -> str:
+    """The tar suffix of a compression name (zstd_* aliases included)."""
+    if compression in ZSTD_LEVELS:
+        return COMPRESSIONS["zstd"]
     try:
         return COMPRESSIONS[compression]
     except KeyError:
-        known = ", ".join(COMPRESSIONS)
+        known = ", ".join([*COMPRESSIONS, *ZSTD_LEVELS])
         raise ArtifactError(f"unknown compression {compression!r} (known: {known})") from None
 
 
@@ -137,9 +143,17 @@ def open_writer(compression: str, out: IO[bytes]) -> IO[bytes]:
                                              check=lzma.CHECK_CRC64, preset=XZ_PRESET))
     import zstandard
 
-    writer: IO[bytes] = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_writer(
+    # threads >= 1 always: zstd's multi-threaded frames are the same for any number of
+    # workers (but differ from its single-threaded mode), so the output stays deterministic.
+    level = ZSTD_LEVELS.get(compression, ZSTD_LEVEL)
+    writer: IO[bytes] = zstandard.ZstdCompressor(level=level, threads=cpu_count()).stream_writer(
         out, closefd=False)
     return writer
+
+
+def cpu_count() -> int:
+    """Cores to compress on: all of them (os.cpu_count())."""
+    return os.cpu_count() or 1
 
 
 def open_reader(compression: str, raw: IO[bytes]) -> IO[bytes]:
@@ -256,9 +270,11 @@ class ParallelGzipWriter:
                  workers: Optional[int] = None) -> None:
         self._out = out
         self._level = level
-        count = workers or min(4, os.cpu_count() or 1)
+        count = workers or cpu_count()
         self._pool = ThreadPoolExecutor(max_workers=count)
-        self._inflight = 2 * count  # bounds memory: a few MiB whatever the input size
+        # Bounds memory whatever the input size: at most this many blocks of input (and
+        # their deflated output) are held, plus the one being filled (see MEMORY).
+        self._inflight = 2 * count
         self._pending: Deque[Tuple[Future[bytes], bytearray]] = deque()
         self._free: List[bytearray] = []  # block buffers whose deflate is done
         self._block: Optional[bytearray] = None
