@@ -4,15 +4,24 @@ zstandard is imported only when zstd is used. Writers never store a timestamp or
 file name, so the output is deterministic.
 
 gzip is written pigz-style: the input is cut into fixed 256 KiB blocks, each deflated
-in a worker thread (the deflaters release the GIL) with the 32 KiB of input before it
+in a worker thread, one per core (the deflaters release the GIL), with the 32 KiB of
+input before it
 as its dictionary and ended by a sync flush, so the blocks concatenate into one valid
 deflate stream, ended by an empty final block. Incompressible stretches (already
 compressed layers, media) are written as stored blocks, never searched for matches
 that are not there: cheap level-1 samples find them, per block and, where a block is
-mixed, per 32 KiB segment (see _runs). The deflater is zlib-ng's (python-zlib-ng: as
-small as zlib's level 6, in half the time) or, where it has no wheel, zlib's. The bytes
-depend only on the input (and on which deflater is installed), never on thread timing.
-mender-artifact does the same with klauspost/pgzip.
+mixed, per 32 KiB segment (see _runs). The deflater is zlib-ng's (python-zlib-ng) or,
+where it has no wheel, zlib's, at level 4 (see GZIP_LEVEL). The bytes depend only on the
+input (and on which deflater is installed), never on thread timing or the number of
+cores. mender-artifact does the same with klauspost/pgzip.
+
+zstd runs on every core too (zstandard's threads=os.cpu_count()); xz on one (the lzma
+module has no threads).
+
+Memory, whatever the input size: gzip holds at most 2 x cores + 2 blocks of 256 KiB of
+input and their deflated output (at most about as large): about 1 MiB x (cores + 1),
+3 MiB on 2 cores, 33 MiB on 32. zstd: its worker jobs are 4x its window (level 3:
+2 MiB window, 8 MiB jobs), about 25 MiB per core measured at level 3 (bench peak RSS).
 
 gzip is read with ISA-L's inflate (python-isal, 2-3x faster) or, where it has no
 wheel, zlib's, directly rather than through GzipFile (its small buffers cost a third
@@ -39,8 +48,11 @@ COMPRESSIONS: Dict[str, str] = {"none": "", "gzip": ".gz", "lzma": ".xz", "zstd"
 # mender-artifact 4.x's zstd names -> zstd levels (its Go encoder's speeds, roughly).
 ZSTD_LEVELS: Dict[str, int] = {"zstd_fastest": 1, "zstd_fast": 3, "zstd_better": 7,
                                "zstd_best": 11}
-# Go's compress/gzip DefaultCompression is zlib level 6: match it.
-GZIP_LEVEL = 6
+# Level 4, not zlib's default 6: on this machine's own binaries (512 MiB of /usr/bin and
+# /usr/lib) zlib-ng level 4 deflates in 76% of level 6's CPU time to 1.8% more bytes, still
+# 1.7% fewer than mender-artifact 3.9 writes (4.0: 0.8% more, in a seventh of its CPU
+# time); level 6 made us slower than 3.9 on 2 cores (bench/artifact_bench.py).
+GZIP_LEVEL = 4
 ZSTD_LEVEL = 3
 XZ_PRESET = 6
 GZIP_BLOCK = 256 << 10
@@ -75,8 +87,8 @@ _crc32: Callable[[Any, int], int] = zlib.crc32 if _isal_zlib is None else _isal_
 
 
 def _load_zlib_ng() -> Any:
-    """Optional: zlib-ng's deflate (python-zlib-ng), zlib's API; at level 6 as small as
-    zlib's in half the time on the bench payload."""
+    """Optional: zlib-ng's deflate (python-zlib-ng), zlib's API; as small as zlib's at the
+    same level in about half the time."""
     try:
         from zlib_ng import zlib_ng
     except ImportError:  # pragma: no cover - no wheel for this platform: zlib it is

@@ -6,11 +6,11 @@ Spelled as mender-artifact 3.9 and 4.x spell them; a bad option is one error lin
 from __future__ import annotations
 
 import argparse
-from typing import List, NoReturn, Sequence, Tuple
+from typing import Any, List, NoReturn, Sequence, Tuple
 
 from mender_docker.artifact.compression import COMPRESSIONS as _BY_NAME
 from mender_docker.artifact.compression import ZSTD_LEVELS
-from mender_docker.errors import GeneratorError
+from mender_docker.errors import GeneratorError, MenderDockerError
 
 COMPRESSIONS = (*_BY_NAME, *ZSTD_LEVELS)
 
@@ -27,6 +27,18 @@ def key_value(text: str) -> Tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY:VALUE, got {text!r}")
     return key, value
+
+
+def load_signer(path: str) -> Any:
+    """The private key of `-k PATH`; a missing or unusable one is one error line."""
+    from mender_docker.artifact import load_private_key
+
+    try:
+        return load_private_key(path)
+    except OSError as exc:
+        raise GeneratorError(f"signing key {path!r}: {exc.strerror or exc}") from None
+    except MenderDockerError as exc:
+        raise GeneratorError(f"signing key {path!r}: {exc}") from None
 
 
 def add_mender_artifact_options(parser: argparse.ArgumentParser,

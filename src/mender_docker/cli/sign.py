@@ -5,11 +5,10 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional
 
-from mender_docker.artifact import load_private_key
 from mender_docker.artifact.resign import sign_artifact
-from mender_docker.cli.artifact_options import OptionsParser
+from mender_docker.cli.artifact_options import OptionsParser, load_signer
 from mender_docker.cli.common import run_command
-from mender_docker.errors import GeneratorError, MenderDockerError
+from mender_docker.errors import GeneratorError
 
 
 def _parser(prog: str) -> argparse.ArgumentParser:
@@ -31,10 +30,7 @@ def _main(argv: List[str], prog: str) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     if not args.key:
         raise GeneratorError("no signing key given (-k/--key)")
-    try:
-        signer = load_private_key(args.key)
-    except MenderDockerError as exc:
-        raise GeneratorError(f"signing key {args.key!r}: {exc}") from None
+    signer = load_signer(args.key)
     sign_artifact(args.artifact, signer, args.output_path, args.force)
     print(f"{args.output_path or args.artifact}: signed")
     return 0

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set
 
-from mender_docker.artifact import ArtifactSpec, PayloadFile, load_private_key, write_artifact
+from mender_docker.artifact import ArtifactSpec, PayloadFile, write_artifact
 from mender_docker.artifact.headers import check_flat_meta_data, check_script_name
 from mender_docker.artifact.provides import (
     KINDS,
@@ -29,9 +29,10 @@ from mender_docker.cli.artifact_options import (
     OptionsParser,
     add_mender_artifact_options,
     glue_dash_values,
+    load_signer,
 )
 from mender_docker.cli.common import run_command
-from mender_docker.errors import ArtifactError, GeneratorError, MenderDockerError
+from mender_docker.errors import ArtifactError, GeneratorError
 
 _SOFTWARE_OPTION = re.compile(r"--software-(name|version|filesystem)(=|$)")
 
@@ -204,12 +205,7 @@ def _write(kind: str, argv: List[str], prog: str) -> int:
         return exc.code if isinstance(exc.code, int) else 0
     files = _check(kind, ns)
     spec = build_spec(kind, ns, argv, files)
-    signer = None
-    if ns.key:
-        try:
-            signer = load_private_key(ns.key)
-        except MenderDockerError as exc:
-            raise GeneratorError(f"signing key {ns.key!r}: {exc}") from None
+    signer = load_signer(ns.key) if ns.key else None
     payloads = [_payload(path) for path in files]
     if ns.output_path == "-":
         write_artifact(sys.stdout.buffer, spec, payloads, ns.compression or "gzip", signer)
