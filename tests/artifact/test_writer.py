@@ -207,7 +207,7 @@ def test_payload_from_path(tmp_path: Path) -> None:
 
 def _layers_and_text(seed: int) -> bytes:
     """Like a `docker save` of compressed layers and their JSON: random stretches and
-    text, with boundaries on and off the gzip writer's 256 KiB blocks and 32 KiB segments."""
+    text, with boundaries on and off the gzip writer's blocks and 32 KiB segments."""
     rng = random.Random(seed)
     words = [rng.randbytes(5).hex().encode() for _ in range(300)]
     parts = []

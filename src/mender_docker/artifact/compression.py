@@ -3,7 +3,7 @@
 zstandard is imported only when zstd is used. Writers never store a timestamp or a
 file name, so the output is deterministic.
 
-gzip is written pigz-style: the input is cut into fixed 256 KiB blocks, each deflated
+gzip is written pigz-style: the input is cut into fixed 1 MiB blocks, each deflated
 in a worker thread, one per core (the deflaters release the GIL), with the 32 KiB of
 input before it
 as its dictionary and ended by a sync flush, so the blocks concatenate into one valid
@@ -11,16 +11,16 @@ deflate stream, ended by an empty final block. Incompressible stretches (already
 compressed layers, media) are written as stored blocks, never searched for matches
 that are not there: cheap level-1 samples find them, per block and, where a block is
 mixed, per 32 KiB segment (see _runs). The deflater is zlib-ng's (python-zlib-ng) or,
-where it has no wheel, zlib's, at level 4 (see GZIP_LEVEL). The bytes depend only on the
+where it has no wheel, zlib's, at level 2 (see GZIP_LEVEL). The bytes depend only on the
 input (and on which deflater is installed), never on thread timing or the number of
 cores. mender-artifact does the same with klauspost/pgzip.
 
 zstd runs on every core too (zstandard's threads=os.cpu_count()); xz on one (the lzma
 module has no threads).
 
-Memory, whatever the input size: gzip holds at most 2 x cores + 2 blocks of 256 KiB of
-input and their deflated output (at most about as large): about 1 MiB x (cores + 1),
-3 MiB on 2 cores, 33 MiB on 32. zstd: its worker jobs are 4x its window (level 3:
+Memory, whatever the input size: gzip holds at most 2 x cores + 2 blocks of 1 MiB of
+input and their deflated output (at most about as large): about 4 MiB x (cores + 1),
+12 MiB on 2 cores, 132 MiB on 32. zstd: its worker jobs are 4x its window (level 3:
 2 MiB window, 8 MiB jobs), about 25 MiB per core measured at level 3 (bench peak RSS).
 
 gzip is read with ISA-L's inflate (python-isal, 2-3x faster) or, where it has no
@@ -48,14 +48,19 @@ COMPRESSIONS: Dict[str, str] = {"none": "", "gzip": ".gz", "lzma": ".xz", "zstd"
 # mender-artifact 4.x's zstd names -> zstd levels (its Go encoder's speeds, roughly).
 ZSTD_LEVELS: Dict[str, int] = {"zstd_fastest": 1, "zstd_fast": 3, "zstd_better": 7,
                                "zstd_best": 11}
-# Level 4, not zlib's default 6: on this machine's own binaries (512 MiB of /usr/bin and
-# /usr/lib) zlib-ng level 4 deflates in 76% of level 6's CPU time to 1.8% more bytes, still
-# 1.7% fewer than mender-artifact 3.9 writes (4.0: 0.8% more, in a seventh of its CPU
-# time); level 6 made us slower than 3.9 on 2 cores (bench/artifact_bench.py).
-GZIP_LEVEL = 4
+# Level 2, not zlib's default 6: what it takes to write faster than mender-artifact 3.9 on
+# real binaries on 2 cores. Measured on 512 MiB of this machine's /usr/bin and /usr/lib
+# (1 MiB blocks, whole write): level 2 used 5.9 CPU s for 216.6 MB, level 4 7.3 s for
+# 205.7 MB, 3.9 7.0-8.3 s for 209.1 MB: deflate is nearly all of our CPU, and a size as
+# small as 3.9's costs as much CPU as 3.9 spends. 4.0 writes 201 MB in 70 CPU s. For a
+# smaller artifact, zstd (--compression zstd*) is both smaller and faster than 4.0's.
+GZIP_LEVEL = 2
 ZSTD_LEVEL = 3
 XZ_PRESET = 6
-GZIP_BLOCK = 256 << 10
+# 1 MiB, not 256 KiB: each block is primed with a 32 KiB dictionary, which costs the
+# deflater as much as hashing 32 KiB of input; at 1 MiB blocks level 4 took 20% less CPU
+# on the bench's binaries for the same size (and 3% of blocks instead of 12.5%).
+GZIP_BLOCK = 1 << 20
 _SEGMENT = 32 << 10  # the unit a mixed block is split into (see _runs)
 _SAMPLE = 4 << 10
 _WINDOW = 32 << 10
@@ -274,7 +279,7 @@ def _deflate_block(block: Any, tail: bytes, level: int) -> bytes:
 
 
 class ParallelGzipWriter:
-    """One gzip member written from 256 KiB blocks deflated in parallel (see module doc).
+    """One gzip member written from 1 MiB blocks deflated in parallel (see module doc).
     Input is copied once, into recycled block buffers; the caller's buffer is free again
     as soon as write() returns."""
 
