@@ -20,8 +20,9 @@ module has no threads).
 
 Memory, whatever the input size: gzip holds at most 2 x cores + 2 blocks of 1 MiB of
 input and their deflated output (at most about as large): about 4 MiB x (cores + 1),
-12 MiB on 2 cores, 132 MiB on 32. zstd: its worker jobs are 4x its window (level 3:
-2 MiB window, 8 MiB jobs), about 25 MiB per core measured at level 3 (bench peak RSS).
+12 MiB on 2 cores, 132 MiB on 32. zstd: zstandard's worker buffers, sized by the level's
+window and job size, not by the input: at level 3 a whole write peaked at 82-132 MiB RSS on
+2 cores (bench/artifact_bench.py), about 50 MiB per core.
 
 gzip is read with ISA-L's inflate (python-isal, 2-3x faster) or, where it has no
 wheel, zlib's, directly rather than through GzipFile (its small buffers cost a third
