@@ -24,6 +24,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mender_docker.artifact import ArtifactSpec, load_private_key, write_artifact
 from mender_docker.artifact.headers import check_script_name
+from mender_docker.artifact.provides import SoftwareOptions, default_clears, software_provides
 from mender_docker.compose.loader import load_project
 from mender_docker.compose.model import ComposeError
 from mender_docker.delta import (
@@ -245,15 +246,21 @@ def build_metadata(
 
 def build_spec(options: GenOptions, metadata: DockerMetadata) -> ArtifactSpec:
     """The artifact header, following mender-artifact's rules for module images."""
-    provides: Dict[str, Any] = {}
-    clears: List[str] = list(options.clears_provides)
-    if not options.no_default_software_version:
-        filesystem = options.software_filesystem or "rootfs-image"
-        name = options.software_name or PAYLOAD_TYPE
-        provides[f"{filesystem}.{name}.version"] = options.software_version or options.artifact_name
-        if not options.no_default_clears_provides:
-            clears.append(f"{filesystem}.{name}.*")
-    provides.update(dict(options.provides))
+    rules = SoftwareOptions(
+        kind="module-image",
+        artifact_name=options.artifact_name,
+        payload_type=PAYLOAD_TYPE,
+        software_name=options.software_name,
+        software_version=options.software_version,
+        software_filesystem=options.software_filesystem,
+        no_default_software_version=options.no_default_software_version,
+        no_default_clears_provides=options.no_default_clears_provides,
+        provides=options.provides,
+        clears_provides=options.clears_provides,
+        provides_win={key for key, _ in options.provides},  # -p always wins here
+    )
+    provides = software_provides(rules)
+    clears = default_clears(rules)
     artifact_depends: Dict[str, List[str]] = {}
     if options.artifact_name_depends:
         artifact_depends["artifact_name"] = list(options.artifact_name_depends)

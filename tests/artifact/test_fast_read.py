@@ -128,7 +128,7 @@ def test_a_wrong_digest_is_still_caught_after_many_chunks() -> None:
 
 @pytest.mark.real
 def test_reference_tool_validates_our_multi_block_gzip(tmp_path: Path) -> None:
-    """Many 256 KiB blocks, stored (random) and deflated (ISA-L or zlib) in turn: one
+    """Many gzip blocks, stored (random) and deflated (ISA-L or zlib) in turn: one
     deflate stream that mender-artifact 3.9 decompresses and checksums."""
     text = b" ".join(b"%06x" % (i * 7919 % 4096) for i in range(300_000))
     payload = b"".join(os.urandom(300_000) + text[i:i + 500_000] for i in range(0, 1_500_000,

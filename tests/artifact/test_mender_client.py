@@ -8,6 +8,7 @@ tests running in parallel would not survive); it copies what the client hands it
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from pathlib import Path
 from typing import Dict, Optional, Tuple
@@ -99,3 +100,49 @@ def test_mender_client_refuses_our_artifact_signed_with_another_key(
     assert installed.returncode != 0
     assert "signature" in installed.stderr
     assert not (out / "states").exists() or "ArtifactInstall" not in (out / "states").read_text()
+
+
+def _written_by_cli(tmp_path: Path, payload_type: str, name: str, compression: str,
+                    key: Optional[Path]) -> Tuple[Path, Dict[str, bytes]]:
+    """A module-image by `mender-docker write`: 3 MiB mixing random and text, so the
+    parallel gzip writer joins many blocks (stored and deflated) into its one stream."""
+    from mender_docker.cli.main import main
+
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = {"big.bin": b"".join(os.urandom(100_000) + b"line of text %d\n" % i * 4000
+                                for i in range(5)),
+            "small.txt": b"second file\n"}
+    for file_name, content in data.items():
+        (folder / file_name).write_bytes(content)
+    (folder / "meta.json").write_text('{"containers": [], "run_args": ""}')
+    path = tmp_path / "written.mender"
+    argv = ["write", "module-image", "-T", payload_type, "-n", name, "-t", DEVICE_TYPE,
+            "-f", str(folder / "big.bin"), "-f", str(folder / "small.txt"),
+            "-m", str(folder / "meta.json"), "--compression", compression, "-o", str(path)]
+    assert main(argv + (["-k", str(key)] if key else [])) == 0
+    return path, data
+
+
+# Client 3.4 reads none, gzip and lzma artifacts; 5.1 zstd too.
+COMPRESSIONS_BY_CLIENT = {"3.4": ["gzip", "lzma"], "5.1": ["gzip", "lzma", "zstd"]}
+
+
+def test_mender_clients_install_a_module_image_written_by_write(
+    mender_device: MenderDevice, tmp_path: Path, keys: Dict[str, Path]
+) -> None:
+    for compression in COMPRESSIONS_BY_CLIENT[mender_device.client]:
+        root = tmp_path / compression
+        root.mkdir()
+        payload_type, out = _setup(mender_device, root, keys["rsa_pub"])
+        name = f"written-{compression}-{uuid.uuid4().hex[:6]}"
+        path, data = _written_by_cli(root, payload_type, name, compression, keys["rsa"])
+        installed = mender_device.install(path)
+        assert installed.returncode == 0, f"{compression}: {installed.stderr}"
+        committed = mender_device.commit()
+        assert committed.returncode == 0, committed.stderr
+        assert mender_device.show_artifact() == name
+        for file_name, content in data.items():
+            assert (out / f"payload-{file_name}").read_bytes() == content, compression
+        provides = mender_device.show_provides()
+        assert f"rootfs-image.{payload_type}.version={name}" in provides

@@ -207,7 +207,7 @@ def test_payload_from_path(tmp_path: Path) -> None:
 
 def _layers_and_text(seed: int) -> bytes:
     """Like a `docker save` of compressed layers and their JSON: random stretches and
-    text, with boundaries on and off the gzip writer's 256 KiB blocks and 32 KiB segments."""
+    text, with boundaries on and off the gzip writer's blocks and 32 KiB segments."""
     rng = random.Random(seed)
     words = [rng.randbytes(5).hex().encode() for _ in range(300)]
     parts = []
@@ -245,12 +245,15 @@ def test_both_reference_tools_read_stored_and_deflated_blocks(
         assert re.search(rf"size: +{len(data)}\n", out), (tool, out)
 
 
-def test_same_bytes_whatever_the_thread_count(tmp_path: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    data = _layers_and_text(12)
+@pytest.mark.parametrize("compression", ["gzip", "zstd"])
+def test_same_bytes_whatever_the_thread_count(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                              compression: str) -> None:
+    # zstd: more than two of its 8 MiB jobs, so that its workers share the input.
+    data = _layers_and_text(12) * (1 if compression == "gzip" else 10)
     outputs = []
     for workers in (1, 2, 3):
         monkeypatch.setattr(comp.os, "cpu_count", lambda w=workers: w)
-        outputs.append(write_sample(tmp_path / f"{workers}.mender",
+        outputs.append(write_sample(tmp_path / f"{workers}.mender", compression=compression,
                                     files=[("images.tar", data)]).read_bytes())
     assert outputs[0] == outputs[1] == outputs[2]
+    assert read_artifact(tmp_path / "1.mender").files[0].size == len(data)

@@ -83,7 +83,10 @@ def build_header_files(spec: ArtifactSpec) -> List[Tuple[str, bytes]]:
     _check_string_list(spec.device_types, "device types")
     if not spec.device_types:
         raise ArtifactError("at least one device type is needed")
-    if not _TYPE_NAME.match(spec.payload_type):
+    if spec.payload_type is None:  # bootstrap: type null, no meta-data (as mender-artifact)
+        if spec.meta_data is not None:
+            raise ArtifactError("a bootstrap artifact (no payload type) has no meta-data")
+    elif not _TYPE_NAME.match(spec.payload_type):
         raise ArtifactError(f"bad payload type {spec.payload_type!r}")
     provides: Dict[str, Any] = {"artifact_name": spec.artifact_name}
     if spec.artifact_group:

@@ -18,7 +18,7 @@ class ArtifactSpec:
 
     artifact_name: str
     device_types: List[str]
-    payload_type: str
+    payload_type: Optional[str]  # None: a bootstrap artifact (no payload, type null)
     artifact_group: Optional[str] = None
     # Extra header-info artifact_depends keys ("artifact_name", "artifact_group", ...).
     artifact_depends: Dict[str, List[str]] = field(default_factory=dict)

@@ -48,6 +48,8 @@ def write_artifact(out: Output, spec: ArtifactSpec, files: Sequence[PayloadFile]
     """Write the artifact to a path (atomically) or to a binary stream."""
     ext = comp.suffix_of(compression)
     _check_files(files)
+    if spec.payload_type is None and files:
+        raise ArtifactError("a bootstrap artifact (no payload type) has no payload files")
     header = _header_tar(spec, compression)
     body = _Body(header, ext, files, compression, signer)
     if isinstance(out, (str, os.PathLike)):

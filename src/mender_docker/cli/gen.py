@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Callable, List, NoReturn, Optional, Sequence, Tuple
+from typing import Callable, List, Optional, Sequence
 
+from mender_docker.cli.artifact_options import (
+    OptionsParser,
+    add_mender_artifact_options,
+    glue_dash_values,
+)
 from mender_docker.cli.common import run_command
 from mender_docker.cli.progress import ProgressBar
-from mender_docker.errors import GeneratorError
 from mender_docker.gen import RESOLVERS, GenOptions, generate, summary, with_application
 
 PROG = "docker-artifact-gen"
-COMPRESSIONS = ("none", "gzip", "lzma", "zstd")
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a bad option as one error line, not usage + exit 2."""
-
-    def error(self, message: str) -> NoReturn:
-        raise GeneratorError(f"{message} (see --help)")
-
-
-def _key_value(text: str) -> Tuple[str, str]:
-    key, sep, value = text.partition(":")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY:VALUE, got {text!r}")
-    return key, value
 
 
 def _seconds(text: str) -> float:
@@ -45,76 +34,8 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _add_mender_artifact_options(parser: argparse.ArgumentParser) -> None:
-    """Options of `mender-artifact write module-image` that make sense for docker."""
-    group = parser.add_argument_group("mender-artifact options (also accepted after --)")
-    add = group.add_argument
-    add("--software-name", help="software key rootfs-image.NAME.version (default: docker)")
-    add("--software-version", help="software version value (default: the artifact name)")
-    add("--software-filesystem", help="used instead of rootfs-image in the software key")
-    add(
-        "--no-default-software-version",
-        action="store_true",
-        default=None,
-        help="write no software version provide (and no default clears-provides)",
-    )
-    add(
-        "-p",
-        "--provides",
-        action="append",
-        type=_key_value,
-        metavar="KEY:VALUE",
-        help="extra type-info provide (repeatable)",
-    )
-    add(
-        "-d",
-        "--depends",
-        action="append",
-        type=_key_value,
-        metavar="KEY:VALUE",
-        help="extra type-info depend (repeatable)",
-    )
-    add(
-        "--clears-provides",
-        action="append",
-        metavar="PATTERN",
-        help="clears_artifact_provides entry (repeatable)",
-    )
-    add(
-        "--no-default-clears-provides",
-        action="store_true",
-        default=None,
-        help="do not add the default <filesystem>.<name>.* clears entry",
-    )
-    add("-g", "--provides-group", help="the artifact group this artifact provides")
-    add(
-        "-G",
-        "--depends-groups",
-        action="append",
-        metavar="GROUP",
-        help="artifact group the device must be in (repeatable)",
-    )
-    add(
-        "-N",
-        "--artifact-name-depends",
-        action="append",
-        metavar="NAME",
-        help="artifact name the device must have installed (repeatable)",
-    )
-    add("--compression", choices=COMPRESSIONS, help="artifact compression (default: gzip)")
-    add("-k", "--key", help="private key (PEM) to sign the artifact with")
-    add(
-        "-s",
-        "--script",
-        action="append",
-        metavar="FILE",
-        help="state script ArtifactInstall_Enter_00 etc. (repeatable)",
-    )
-    add("-v", "--version", type=int, choices=(3,), help="artifact format version (only 3)")
-
-
 def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = OptionsParser(
         prog=prog,
         description="Generate a Mender Artifact for the docker Update Module, pinning each"
         " image by digest from its registry (no Docker daemon needed).",
@@ -133,7 +54,7 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
         help="output file (default: docker-artifact.mender)",
     )
     add("images", nargs="*", metavar="IMAGE", help="images: name[:tag][@sha256:...]")
-    _add_mender_artifact_options(parser)
+    add_mender_artifact_options(parser)
     ours = parser.add_argument_group("extensions")
     ours.add_argument("--platform", help="pin the manifest for os/arch[/variant] of an index")
     ours.add_argument(
@@ -216,34 +137,9 @@ def build_parser(prog: str = PROG) -> argparse.ArgumentParser:
 
 
 def build_passthrough_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=f"{PROG} ... --", allow_abbrev=False, add_help=False)
-    _add_mender_artifact_options(parser)
+    parser = OptionsParser(prog=f"{PROG} ... --", allow_abbrev=False, add_help=False)
+    add_mender_artifact_options(parser)
     return parser
-
-
-def glue_dash_values(parser: argparse.ArgumentParser, args: Sequence[str]) -> List[str]:
-    """Turn `--run-args "-p 80:80"` into `--run-args=-p 80:80`.
-
-    argparse takes a value starting with "-" for an option (here `-p`); the
-    original generator took the next word whatever it was, so do the same.
-    """
-    takes_value = {}
-    for action in parser._actions:
-        if action.option_strings and action.nargs is None:
-            longest = max(action.option_strings, key=len)
-            for option in action.option_strings:
-                takes_value[option] = longest
-    out: List[str] = []
-    index = 0
-    while index < len(args):
-        arg = args[index]
-        if arg in takes_value and index + 1 < len(args) and args[index + 1].startswith("-"):
-            out.append(f"{takes_value[arg]}={args[index + 1]}")
-            index += 2
-            continue
-        out.append(arg)
-        index += 1
-    return out
 
 
 def parse_options(argv: Sequence[str], prog: str = PROG) -> GenOptions:

@@ -10,6 +10,9 @@ from typing import Dict, List, Optional, Tuple
 COMMANDS: Dict[str, Tuple[str, str]] = {
     "read": ("mender_docker.cli.read", "show what an artifact contains"),
     "validate": ("mender_docker.cli.validate", "verify checksums and, with -k, a signature"),
+    "write": ("mender_docker.cli.write", "write a module-image, rootfs-image or bootstrap "
+              "artifact (as mender-artifact write)"),
+    "sign": ("mender_docker.cli.sign", "sign an existing artifact (as mender-artifact sign)"),
     "gen": ("mender_docker.cli.gen", "generate a docker artifact (same as docker-artifact-gen)"),
     "build-module": ("mender_docker.cli.module_tools", "write the update module as one file"),
     "install-module": ("mender_docker.cli.module_tools", "install the module on this device"),
