@@ -54,8 +54,11 @@ def run_engine(
             cases = generate(name, size, engine.peer, engine.prefix, start=done)
             known += sum(1 for c in cases if c.known)
             engine.volumes += [v for c in cases for v in c.volumes]
+            seen = len(outcome.failures)
             differential(engine, cases, outcome, workers)
             engine.cleanup(keep_baseline=True)
+            for failure in outcome.failures[seen:]:  # as they come: a long run shows them early
+                print(failure, flush=True)
             done += size
             rate = outcome.generated / (time.monotonic() - started)
             print(
