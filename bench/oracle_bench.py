@@ -2,6 +2,7 @@
 
     python bench/oracle_bench.py [--engine docker|podman|both] [--count 10000]
                                  [--batch 400] [--workers 3] [--failures FILE]
+                                 [--start N]
 
 The machinery is tests/hostile/differential.py's (the CI test runs a few hundred
 sets): every spelling alone, then `--count` random sets of 1-4 features, each
@@ -10,6 +11,8 @@ compared with `policy.describe()` on every field the policy judges. Batches are
 removed as they finish, so the engine never holds more than one batch. Prints the
 count, the refusals by each side and the disagreements (which must be zero: the
 exit status is 1 otherwise, with every failure written to `--failures`).
+`--start N` re-runs the random sets from number N on (without the "alone" ones):
+generation is seeded per batch, so `--start 3200 --count 400` is that batch again.
 """
 
 from __future__ import annotations
@@ -35,7 +38,14 @@ from tests.realstack import (  # noqa: E402
 
 
 def run_engine(
-    name: str, image: str, work: Path, count: int, batch: int, workers: int, registry: Registry
+    name: str,
+    image: str,
+    work: Path,
+    count: int,
+    batch: int,
+    workers: int,
+    registry: Registry,
+    start: int = 0,
 ) -> Outcome:
     store: Optional[PodmanStore] = None
     if name == "podman":
@@ -51,7 +61,7 @@ def run_engine(
         done = 0
         while done < count or done == 0:
             size = min(batch, count - done) if count else 0
-            cases = generate(name, size, engine.peer, engine.prefix, start=done)
+            cases = generate(name, size, engine.peer, engine.prefix, start=start + done)
             known += sum(1 for c in cases if c.known)
             engine.volumes += [v for c in cases for v in c.volumes]
             seen = len(outcome.failures)
@@ -83,9 +93,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--batch", type=int, default=400, help="sets created before cleanup")
     parser.add_argument("--workers", type=int, default=3, help="parallel creates")
     parser.add_argument("--failures", type=Path, default=Path("oracle-failures.txt"))
+    parser.add_argument("--start", type=int, default=0, help="number of the first random set")
     args = parser.parse_args(argv)
-    if args.count < 0 or args.batch < 1 or args.workers < 1:
-        print("oracle_bench: --count >= 0, --batch and --workers >= 1", file=sys.stderr)
+    if args.count < 0 or args.start < 0 or args.batch < 1 or args.workers < 1:
+        print("oracle_bench: --count, --start >= 0; --batch, --workers >= 1", file=sys.stderr)
         return 2
     require_engine()
     engines = ("docker", "podman") if args.engine == "both" else (args.engine,)
@@ -99,7 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             image = factory.build(unique("oracle"), cmd=["sleep", "3600"])
             for name in engines:
                 outcome = run_engine(
-                    name, image, work, args.count, args.batch, args.workers, registry
+                    name, image, work, args.count, args.batch, args.workers, registry, args.start
                 )
                 failures += outcome.failures
         finally:

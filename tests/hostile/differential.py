@@ -47,7 +47,9 @@ Engine quirks the comparison allows for, each read from the engine's source:
   when privileged or with the host's pid/ipc namespace (moby
   generateSecurityOpt); `systempaths=unconfined` is handled by the CLI
   (`MaskedPaths: []`). Of docker's CSV `--network name=a,name=b` the last name
-  wins (describe() lists both; the policy judges every one).
+  wins (describe() lists both; the policy judges every one). A --link on a
+  user-defined network is kept in the network's endpoint (a DNS alias, no
+  environment copied): counted as a link all the same.
 - podman 4.3's inspect shows `--ipc host` as "shareable" (fixed in 4.4,
   containers/podman 623ad2a) and a rootful container's `--userns host` as "":
   the namespaces and capabilities are read from the OCI spec podman stored at
@@ -983,7 +985,19 @@ def docker_view(info: Dict[str, Any], engine: Engine) -> View:
             if m.get("Type") == "volume"
             and ((m.get("VolumeOptions") or {}).get("DriverConfig") or {}).get("Options")
         ),
-        links=frozenset(link.split(":", 1)[0].lstrip("/") for link in host.get("Links") or []),
+        links=frozenset(
+            link.split(":", 1)[0].lstrip("/")
+            for link in [
+                *(host.get("Links") or []),
+                *(
+                    link
+                    for network in (
+                        (info.get("NetworkSettings") or {}).get("Networks") or {}
+                    ).values()
+                    for link in (network or {}).get("Links") or []
+                ),
+            ]
+        ),
         log_driver=(host.get("LogConfig") or {}).get("Type") or "",
     )
 
