@@ -61,7 +61,7 @@ Engine quirks the comparison allows for, each read from the engine's source:
   the argv gives them.
 - both CLIs turn a relative bind source starting with "." into a path under
   their working directory (a temp dir here); both keep one of two identical
-  mounts (mounts compare as a set).
+  mounts, podman one of two identical devices (mounts and devices compare as sets).
 
 A disagreement found and not fixed yet is listed in KNOWN_DISAGREEMENTS: its
 spelling is kept out of the generated argvs and checked alone, and the oracle fails
@@ -820,7 +820,7 @@ class View:
     privileged: bool
     namespaces: Tuple[Tuple[str, str], ...]  # (option, class): host, container, ns:PATH, private
     caps: Optional[FrozenSet[str]]  # added (upper case, no CAP_; {"ALL"} for all)
-    devices: Optional[Tuple[str, ...]]  # host paths, sorted
+    devices: Optional[Tuple[str, ...]]  # host paths, a sorted set (podman keeps one of two)
     security: FrozenSet[str]  # option keys
     # (kind, source, read-only), a sorted set: a bind's normalised host path, a named
     # volume's name ("" for an anonymous one), "" for a tmpfs
@@ -916,9 +916,9 @@ def ours_view(access: Access, engine: Engine) -> View:
         caps=caps,
         devices=tuple(
             sorted(
-                access.devices
+                set(access.devices)
                 if engine.name == "docker"
-                else [f for d in access.devices for f in device_files(d)]
+                else {f for d in access.devices for f in device_files(d)}
             )
         ),
         security=frozenset(
@@ -976,7 +976,7 @@ def docker_view(info: Dict[str, Any], engine: Engine) -> View:
         privileged=bool(host.get("Privileged")),
         namespaces=tuple(namespaces),
         caps=caps,
-        devices=tuple(sorted(d["PathOnHost"] for d in host.get("Devices") or [])),
+        devices=tuple(sorted({d["PathOnHost"] for d in host.get("Devices") or []})),
         security=frozenset(security),
         mounts=engine_mounts(mounts, engine, ("bind", "volume", "tmpfs")),
         driver_opt_volumes=sum(
@@ -1029,7 +1029,7 @@ def podman_view(info: Dict[str, Any], config: Dict[str, Any], engine: Engine) ->
         caps=None if privileged else frozenset(norm_cap(c) for c in bounding) - engine.default_caps,
         devices=None
         if privileged
-        else tuple(sorted(d["PathOnHost"] for d in host.get("Devices") or [])),
+        else tuple(sorted({d["PathOnHost"] for d in host.get("Devices") or []})),
         security=frozenset(security),
         mounts=engine_mounts(mounts, engine, ("bind", "volume")),
         driver_opt_volumes=sum(
