@@ -39,10 +39,14 @@ Rule forms (deny and allow):
     volume-opt          a --mount volume with driver options (the local driver
                         mounts any host path given as `device`)
 
-Host paths are judged both as written (normalised, /var/run as /run) and as the
-kernel resolves them on this device (symlinks, `..`, /proc/self/root). A
---mount or --network value with quotes or line breaks is refused under any
-rule: engines disagree on how to read it.
+Host paths, of binds and of rules, are judged both as written (normalised,
+/var/run as /run) and as the kernel resolves them on this device (symlinks, `..`,
+/proc/self/root). Under any rule, a --mount or --network value with quotes or
+line breaks is refused (engines disagree on how to read it), and so is non-ASCII
+where the engines fold case (Go's folding is not Python's). Where a rule depends
+on where a bind leads, no bind may be swappable (swappable_binds): its source not
+inside what a container can write, no link on a writable one's path; the module
+judges the binds again just before each container starts.
 """
 
 from __future__ import annotations
