@@ -28,7 +28,7 @@ import pytest
 from mender_docker.compose import ComposeError, load_project
 from mender_docker.gen_compose import application
 from tests.compose import canonical
-from tests.compose.composetool import INSTALL_HINT, compose_config, find_compose
+from tests.compose.composetool import compose_config, require_compose
 
 CORPUS = Path(os.environ.get("MENDER_DOCKER_COMPOSE_CORPUS", "/nonexistent"))
 CASES = sorted(
@@ -55,10 +55,7 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture(scope="module")
 def compose_argv() -> List[str]:
-    argv = find_compose()
-    if argv is None:
-        pytest.fail(INSTALL_HINT)
-    return argv
+    return require_compose()
 
 
 def test_the_corpus_is_large_and_sourced() -> None:

@@ -59,6 +59,14 @@ def find_compose() -> Optional[List[str]]:
     return None
 
 
+def require_compose() -> List[str]:
+    """find_compose(), or a failure (never a skip) saying what to install."""
+    argv = find_compose()
+    if argv is None:
+        raise AssertionError(INSTALL_HINT)
+    return argv
+
+
 def compose_config(
     argv: Sequence[str],
     file: Union[Path, Sequence[Path]],

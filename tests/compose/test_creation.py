@@ -18,7 +18,7 @@ import pytest
 from mender_docker.compose import load_project
 from mender_docker.gen_compose import application
 from mender_docker.module.engine import Engine
-from tests.compose.composetool import INSTALL_HINT, find_compose
+from tests.compose.composetool import require_compose
 from tests.realstack import BUSYBOX, require_engine, run, unique
 
 pytestmark = pytest.mark.real
@@ -133,9 +133,7 @@ def _down(project: str, names: List[str]) -> None:
 
 
 def test_our_containers_are_composes_containers(tmp_path: Path, image: str) -> None:
-    argv = find_compose()
-    if argv is None:
-        pytest.fail(INSTALL_HINT)
+    argv = require_compose()
     project = unique("cfdiff").replace(".", "-").lower()
     container = f"{project}-database"
     names = [container, f"{project}-web-1"]

@@ -24,7 +24,7 @@ import pytest
 
 from mender_docker.compose import ComposeError, load_project
 from tests.compose import canonical
-from tests.compose.composetool import INSTALL_HINT, compose_config, find_compose
+from tests.compose.composetool import compose_config, require_compose
 
 CORPUS = Path(__file__).parent / "corpus"
 CASES = sorted(p.name for p in CORPUS.iterdir() if (p / "compose.yaml").is_file())
@@ -34,10 +34,7 @@ pytestmark = pytest.mark.real
 
 @pytest.fixture(scope="module")
 def compose_argv() -> List[str]:
-    argv = find_compose()
-    if argv is None:
-        pytest.fail(INSTALL_HINT)
-    return argv
+    return require_compose()
 
 
 def _case(name: str) -> Dict[str, Any]:
